@@ -1,0 +1,1 @@
+"""harness: executes Alembic migrations on real PostgreSQL and checks that they are safe."""

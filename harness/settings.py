@@ -1,0 +1,144 @@
+"""One frozen, validated value for everything a run is configured by.
+
+Sources, later ones winning: the defaults below, ``[tool.harness]`` in the ``pyproject.toml``
+beside ``alembic.ini``, ``HARNESS_DATABASE_URL``, then explicit options (command line or Python).
+``DATABASE_URL`` is deliberately never read: it usually names a database someone cares about.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from types import UnionType
+from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+
+from .errors import HarnessError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on the old-stack tox environment
+    import tomli as tomllib
+
+ServerKind = Literal["embedded", "url", "container"]
+EnvMode = Literal["project", "builtin"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How to run the harness on one Alembic project.
+
+    Every field can be set in ``[tool.harness]`` under the same name.
+    """
+
+    alembic_ini: Path | None = None
+    """The project's alembic.ini; None when only a server is wanted."""
+
+    server: ServerKind = "embedded"
+    """Which PostgreSQL: one the harness starts, one at ``database_url``, or a container."""
+    database_url: str | None = None
+    """An existing server; the harness only creates and drops its own databases there."""
+    pg_version: int | None = None
+    """Major version for the embedded server or container; None takes the newest found."""
+    pg_bin_dir: str | None = None
+    """Directory holding ``initdb`` and ``postgres``, when they are not found on their own."""
+    keep_server_dir: bool = False
+    """Keep the embedded cluster's data directory after the run (for post-mortems)."""
+
+    env: EnvMode = "project"
+    """Run migrations through the project's env.py, or through the harness's built-in one."""
+    env_var: str | None = None
+    """Environment variable set to the scratch database's URL, for env.py files that read one."""
+    driver: str | None = None
+    """SQLAlchemy driver for the migrations (psycopg, psycopg2, asyncpg); default from the URL."""
+    statement_timeout_ms: int = 60_000
+    """A migration statement running longer than this is reported as a hang."""
+
+    tenant_setting: str | None = None
+    """The setting policies read the tenant from; detected from the policies when None."""
+    tenant_column: str | None = None
+    """The column holding the tenant; detected from the policies when None."""
+    app_roles: tuple[str, ...] = ()
+    """Roles the application connects as; detected from the grants when empty."""
+    data_migrations: tuple[str, ...] = ()
+    """Revisions that change existing rows on purpose, exempt from data preservation."""
+
+    def with_options(self, **options: Any) -> Settings:
+        """A copy with the options that are not None applied, validated like file settings."""
+        given = {k: v for k, v in options.items() if v is not None}
+        return _build(self, given, source="options")
+
+
+def load_settings(alembic_ini: str | os.PathLike[str] | None = None, **options: Any) -> Settings:
+    """Settings for the project whose ``alembic.ini`` is given, with ``options`` on top."""
+    settings = Settings()
+    if alembic_ini is not None:
+        ini = Path(alembic_ini).resolve()
+        if not ini.is_file():
+            raise HarnessError(
+                f"no alembic.ini at {ini}", hint="pass the project's file with -c PATH"
+            )
+        settings = dataclasses.replace(settings, alembic_ini=ini)
+        settings = _build(settings, _read_pyproject(ini.parent / "pyproject.toml"),
+                          source=str(ini.parent / "pyproject.toml"))
+    url = os.environ.get("HARNESS_DATABASE_URL")
+    if url:
+        settings = _build(settings, {"database_url": url}, source="HARNESS_DATABASE_URL")
+    return settings.with_options(**options)
+
+
+def _read_pyproject(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise HarnessError(f"{path} is not valid TOML: {exc}") from None
+    table = data.get("tool", {}).get("harness", {})
+    return {key.replace("-", "_"): value for key, value in table.items()}
+
+
+def _build(base: Settings, values: Mapping[str, Any], *, source: str) -> Settings:
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise HarnessError(
+            f"unknown setting{'s' if len(unknown) > 1 else ''} in {source}: {', '.join(unknown)}",
+            hint=f"known settings: {', '.join(sorted(fields))}",
+        )
+    hints = get_type_hints(Settings)
+    converted = {name: _convert(name, value, hints[name], source) for name, value in values.items()}
+    if converted.get("database_url") and "server" not in converted:
+        converted["server"] = "url"
+    return dataclasses.replace(base, **converted)
+
+
+def _convert(name: str, value: Any, hint: Any, source: str) -> Any:
+    """Check ``value`` against the field's type, converting the few lossless cases."""
+    union = get_origin(hint) in (Union, UnionType)
+    options = [a for a in get_args(hint) if a is not type(None)] if union else [hint]
+    if value is None and union and type(None) in get_args(hint):
+        return None
+    for option in options:
+        origin = get_origin(option)
+        if origin is Literal and value in get_args(option):
+            return value
+        if origin is tuple and isinstance(value, (list, tuple)) and all(
+            isinstance(v, str) for v in value
+        ):
+            return tuple(value)
+        if option is Path and isinstance(value, (str, os.PathLike)):
+            return Path(value)
+        if option in (int, str, bool) and type(value) is option:
+            return value
+    expected = " or ".join(_describe(o) for o in options)
+    raise HarnessError(f"setting {name} in {source} must be {expected}, not {value!r}")
+
+
+def _describe(option: Any) -> str:
+    if get_origin(option) is Literal:
+        return " / ".join(repr(a) for a in get_args(option))
+    if get_origin(option) is tuple:
+        return "a list of strings"
+    return getattr(option, "__name__", str(option))
