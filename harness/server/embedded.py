@@ -34,7 +34,7 @@ import psycopg
 from ..errors import ServerError
 from . import janitor
 from .base import Server, libpq_url
-from .binaries import Binaries, reachable_by
+from .binaries import Binaries, reachable_by, reachable_copy
 
 CLUSTER_PREFIX = "harness-pg-"
 _START_TIMEOUT_S = 30.0
@@ -91,12 +91,7 @@ class EmbeddedServer(Server):
         if self._user is None:
             return
         uid = self._user.pw_uid
-        if not reachable_by(self.binaries.bin_dir, uid):
-            raise ServerError(
-                f"the PostgreSQL programs in {self.binaries.bin_dir} are not reachable by "
-                f"user {self._user.pw_name}, which runs the server because PostgreSQL refuses root",
-                hint="install PostgreSQL under a world-readable directory or set pg_bin_dir",
-            )
+        self.binaries = reachable_copy(self.binaries, uid)
         if not reachable_by(self.directory.parent, uid):
             raise ServerError(
                 f"{self.directory.parent} is not reachable by user {self._user.pw_name}, which "
