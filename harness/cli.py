@@ -1,0 +1,147 @@
+"""The ``harness`` command: argument parsing, output and exit codes over :mod:`harness.commands`.
+
+Exit codes: 0 every property holds, 1 a property is violated, 2 usage, configuration or
+infrastructure error (one line saying why, on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from . import commands
+from .errors import HarnessError
+from .failures import write_failure_file
+from .settings import load_settings
+
+EXIT_OK, EXIT_VIOLATED, EXIT_ERROR = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.run(args)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("harness: interrupted; scratch databases dropped", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in the harness or a library: one line, details on request
+        print(f"harness: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if os.environ.get("HARNESS_DEBUG"):
+            traceback.print_exc()
+        else:
+            print("harness: set HARNESS_DEBUG=1 for the traceback", file=sys.stderr)
+        return EXIT_ERROR
+    return _finish(result, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Execute Alembic migrations on real PostgreSQL and prove them safe."
+    )
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, run) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(run=run)
+        p.add_argument("--json", metavar="PATH", type=Path, help="write the result as JSON")
+        p.add_argument("--database-url", metavar="URL",
+                       help="an existing server (only scratch databases are created there)")
+        p.add_argument("--pg-version", type=int, metavar="N", help="PostgreSQL major version to start")
+        return p
+
+    walk = command("walk", "the random walk over the revision graph", _walk)
+    _project_options(walk)
+    walk.add_argument("--profile", choices=["dev", "ci", "nightly"], default="ci")
+    walk.add_argument("--seed", type=int, help="the seed of a previous walk, to repeat it")
+    walk.add_argument("--max-examples", type=int, metavar="N")
+    walk.add_argument("--steps", type=int, metavar="N", help="steps per example")
+
+    sweep = command("sweep", "every revision up, down and up again, all invariants checked", _sweep)
+    _project_options(sweep)
+    sweep.add_argument("--revision", action="append", dest="revisions", metavar="REV",
+                       help="sweep only these revisions (repeatable)")
+
+    replay = command("replay", "run a recorded failure again; exit 0 once it is fixed", _replay)
+    replay.add_argument("failure_file", type=Path, metavar="FAILURE.json")
+    replay.add_argument("-c", "--config", type=Path, help="alembic.ini (default: the recorded one)")
+    return parser
+
+
+def _project_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, default=Path("alembic.ini"), help="alembic.ini")
+    p.add_argument("--failures-dir", type=Path, metavar="DIR",
+                   help="where failure files go (default: .harness/failures beside alembic.ini)")
+
+
+def _settings(args: argparse.Namespace, ini: Path | None):
+    return load_settings(ini, database_url=args.database_url, pg_version=args.pg_version)
+
+
+def _walk(args: argparse.Namespace) -> commands.RunResult:
+    settings = _settings(args, args.config)
+    project_dir = Path(settings.alembic_ini).parent
+    return commands.walk(
+        settings, profile=args.profile, seed=args.seed, max_examples=args.max_examples,
+        steps=args.steps, database_dir=project_dir / ".harness" / "examples",
+    )
+
+
+def _sweep(args: argparse.Namespace) -> commands.RunResult:
+    return commands.sweep(_settings(args, args.config), revisions=args.revisions)
+
+
+def _replay(args: argparse.Namespace) -> commands.RunResult:
+    from .failures import read_failure_file
+
+    _, recorded_ini = read_failure_file(args.failure_file)
+    return commands.replay(args.failure_file, _settings(args, args.config or recorded_ini))
+
+
+def _finish(result: commands.RunResult, args: argparse.Namespace) -> int:
+    out = sys.stdout
+    ini = getattr(args, "config", None)
+    failures_dir = getattr(args, "failures_dir", None) or (
+        Path(ini).resolve().parent / ".harness" / "failures" if ini else None
+    )
+    for failure in result.failures:
+        print(failure.render(), file=out)
+        if failures_dir is not None and result.command != "replay":
+            digest = hashlib.sha1(json.dumps(failure.to_json(), sort_keys=True, default=str).encode()).hexdigest()[:10]
+            first = failure.violations[0]
+            path = write_failure_file(
+                failures_dir / f"{first.property}-{first.revision or 'none'}-{digest}.json",
+                failure, Path(ini).resolve() if ini else None,
+            )
+            print(f"\nFailure file: {path}\nReplay it:    harness replay {path}", file=out)
+        print("", file=out)
+    for revision, reason in result.not_reached.items():
+        print(f"not reached: {revision}: {reason}", file=out)
+    print(_summary(result), file=out)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    return EXIT_OK if result.ok else EXIT_VIOLATED
+
+
+def _summary(result: commands.RunResult) -> str:
+    coverage = result.coverage
+    counts: dict[str, int] = {}
+    for violation in result.violations:
+        counts[violation.property] = counts.get(violation.property, 0) + 1
+    found = ", ".join(f"{n} {p}" for p, n in sorted(counts.items())) or "no violations"
+    seed = f", seed {result.seed}" if result.seed is not None else ""
+    return (
+        f"harness {result.command}: {'ok' if result.ok else 'FAILED'}: {found}; "
+        f"{coverage.get('steps', 0)} steps over {coverage.get('states', 0)} states in "
+        f"{result.duration_s:.1f}s{seed}"
+    )

@@ -1,0 +1,94 @@
+"""Failures people can act on: the text they read, the JSON machines read, the file they replay.
+
+A failure is a list of violations and the steps that produced them, starting from a revision
+state. The steps are written as the ``alembic`` commands a person types, the rows inserted
+between them included, and the failure file holds everything ``harness replay`` needs to run the
+same steps on a fresh database -- no generator, no seed, no Hypothesis version involved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import HarnessError
+from .graph import State
+from .trial import LoggedStep
+from .violations import Violation
+
+FORMAT = "harness-failure/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """Violations, the state the steps start from, the steps, and how to find them again."""
+
+    violations: tuple[Violation, ...]
+    start: State
+    steps: tuple[LoggedStep, ...]
+    reproduce: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def commands(self) -> list[str]:
+        """The steps as a person types them, starting from the start state."""
+        start = ["alembic upgrade " + " ".join(sorted(self.start))] if self.start else []
+        return start + [step.as_command() for step in self.steps]
+
+    def to_json(self) -> dict[str, Any]:
+        steps = [step.to_json() for step in self.steps]
+        return {
+            "violations": [{**v.to_json(), "steps": steps} for v in self.violations],
+            "start": sorted(self.start),
+            "steps": steps,
+            "commands": self.commands(),
+            "reproduce": self.reproduce,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Failure:
+        return cls(
+            violations=tuple(
+                Violation.from_json({k: v for k, v in item.items() if k != "steps"})
+                for item in data["violations"]
+            ),
+            start=frozenset(data.get("start", ())),
+            steps=tuple(LoggedStep.from_json(step) for step in data["steps"]),
+            reproduce=data.get("reproduce", {}),
+        )
+
+    def render(self) -> str:
+        """For people: what broke, where, the evidence, and the steps that show it."""
+        lines: list[str] = []
+        for violation in self.violations:
+            first, *rest = violation.message.splitlines() or [""]
+            lines.append(violation.headline())
+            lines += [f"    {line}" for line in rest]
+        lines += ["", "Steps that reproduce it (from an empty database):"]
+        lines += [f"  {command}" for command in self.commands()]
+        if self.reproduce:
+            lines += ["", "Reproduce: " + ", ".join(f"{k}: {v}" for k, v in self.reproduce.items())]
+        return "\n".join(lines)
+
+
+def write_failure_file(path: Path, failure: Failure, alembic_ini: Path | None) -> Path:
+    """Write the file ``harness replay`` runs."""
+    document = {"format": FORMAT, "alembic_ini": str(alembic_ini) if alembic_ini else None,
+                **failure.to_json()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return path
+
+
+def read_failure_file(path: Path) -> tuple[Failure, Path | None]:
+    """The failure recorded in ``path`` and the alembic.ini it was found on."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise HarnessError(f"no failure file at {path}") from None
+    except ValueError as exc:
+        raise HarnessError(f"{path} is not a failure file: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise HarnessError(f"{path} is not a failure file (expected format {FORMAT})")
+    ini = document.get("alembic_ini")
+    return Failure.from_json(document), Path(ini) if ini else None

@@ -1,0 +1,97 @@
+"""Everything one run shares: the server, the project, the references, and what was covered."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+from typing import Any, Callable, Iterator, TypeVar
+
+import psycopg
+
+from .graph import State
+from .invariants import isolation
+from .invariants.isolation import IsolationSetup
+from .project import Project
+from .references import References, Unreachable
+from .server import Server, open_server
+from .settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class Coverage:
+    """How often each revision was upgraded and downgraded, and each state reached."""
+
+    steps: collections.Counter[tuple[str, str]] = dataclasses.field(default_factory=collections.Counter)
+    states: collections.Counter[State] = dataclasses.field(default_factory=collections.Counter)
+    seeded_rows: int = 0
+
+    def to_json(self, revisions: list[str]) -> dict[str, Any]:
+        return {
+            "revisions": {
+                rev: {"upgrade": self.steps[("upgrade", rev)], "downgrade": self.steps[("downgrade", rev)]}
+                for rev in revisions
+            },
+            "states": len(self.states),
+            "steps": sum(self.steps.values()),
+            "seeded_rows": self.seeded_rows,
+            "unvisited": [
+                f"{op} {rev}" for rev in revisions for op in ("upgrade", "downgrade")
+                if not self.steps[(op, rev)]
+            ],
+        }
+
+
+class Session:
+    """One run of the harness on one project and one server."""
+
+    def __init__(self, settings: Settings, server: Server) -> None:
+        self.settings = settings
+        self.server = server
+        self.project = Project(settings)
+        self.references = References(server, self.project)
+        self.coverage = Coverage()
+        self._cache: dict[tuple[str, State], Any] = {}
+        self._isolation: IsolationSetup | None = None
+        self._isolation_detected = False
+
+    def per_state(self, name: str, state: State, compute: Callable[[], T]) -> T:
+        """A value computed once per revision state (catalogs, isolation setups)."""
+        key = (name, state)
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def isolation_setup(self) -> IsolationSetup | None:
+        """The tenant setting, column and application roles, as detected at the heads.
+
+        Detected once where the history means them to hold, then checked at every state: a
+        state where a downgrade removed the policies but left the grants must still be checked,
+        and detection there would find nothing to check.
+        """
+        if not self._isolation_detected:
+            self._isolation_detected = True
+            heads = self.project.graph.heads
+            try:
+                name = self.references.template(heads)
+            except Unreachable:
+                return None
+            with psycopg.connect(self.server.dsn(name), autocommit=True) as conn:
+                self._isolation = isolation.detect(conn, self.settings)
+        return self._isolation
+
+    def close(self) -> None:
+        self.references.close()
+
+
+@contextlib.contextmanager
+def open_session(settings: Settings, server: Server | None = None) -> Iterator[Session]:
+    """A session on ``server``, or on a server started for it and stopped afterwards."""
+    with contextlib.ExitStack() as stack:
+        if server is None:
+            server = stack.enter_context(open_server(settings))
+        session = Session(settings, server)
+        stack.callback(session.close)
+        yield session

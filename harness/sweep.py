@@ -1,0 +1,71 @@
+"""The deterministic companion of the walk: every revision up, down and up again, once.
+
+For each revision, a trial starts from the reference of the state just before it (a clone, so
+one broken revision never hides the next) and runs upgrade, downgrade, upgrade, with every
+invariant checked after each step. Fast, exhaustive over the graph's edges, and the first thing
+to run on a new project.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from .graph import State
+from .references import Unreachable
+from .session import Session
+from .trial import LoggedStep, Trial
+from .violations import Violation
+
+
+@dataclasses.dataclass
+class SweepOutcome:
+    """Every finding, and the revisions that could not be reached, with the reason."""
+
+    findings: list[Finding]
+    not_reached: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """Violations found on one revision's edge, with the steps that show them."""
+
+    violations: tuple[Violation, ...]
+    start: State
+    steps: tuple[LoggedStep, ...]
+
+
+def run_sweep(
+    session: Session, *, revisions: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SweepOutcome:
+    """Sweep ``revisions`` (all of them by default); one broken revision never hides the next."""
+    graph = session.project.graph
+    outcome = SweepOutcome([], {})
+    for revision in revisions or graph.revisions:
+        before = _state_before(session, revision)
+        if progress:
+            progress(revision)
+        try:
+            trial = Trial(session, before)
+        except Unreachable as unreachable:
+            outcome.not_reached[revision] = str(unreachable)
+            continue
+        try:
+            for move in (trial.upgrade, trial.downgrade, trial.upgrade):
+                violations = move(revision)
+                if violations:
+                    outcome.findings.append(Finding(tuple(violations), before, tuple(trial.log)))
+                    break
+        finally:
+            trial.close()
+    return outcome
+
+
+def _state_before(session: Session, revision: str) -> State:
+    """The canonical state from which ``revision`` is applied: its dependencies, nothing more."""
+    graph = session.project.graph
+    state: State = frozenset()
+    for step in graph.canonical_path(frozenset(graph.parents(revision))):
+        state = graph.after_upgrade(state, step.revision)
+    return state

@@ -1,0 +1,206 @@
+"""One trial: a scratch database walked step by step, every invariant checked after each step.
+
+The walk's state machine and the deterministic sweep both drive trials; neither knows how a step
+is run or checked, and this module knows nothing of how steps are chosen (nor of Hypothesis).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from .graph import State, Step
+from .invariants import data, isolation
+from .invariants.migration import check_outcome
+from .invariants.schema import check_schema
+from .references import Unreachable
+from .runner import StepOutcome
+from .session import Session
+from .snapshot import diff_snapshots, take_snapshot
+from .violations import Violation
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggedStep:
+    """A step as it happened, for failure files and the commands a person types."""
+
+    op: str
+    revision: str | None = None
+    target: str | None = None
+    rows: Mapping[str, list[dict[str, Any]]] | None = None
+    """For a seed step: the rows that went in, per table, as PostgreSQL's to_jsonb gave them."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LoggedStep:
+        return cls(**data)
+
+    def as_command(self) -> str:
+        if self.op == "seed":
+            counts = ", ".join(f"{len(r)} into {t}" for t, r in sorted((self.rows or {}).items()) if r)
+            return f"# insert rows: {counts or 'none accepted'}"
+        if self.target is not None:
+            return f"alembic {self.op} {self.target}"
+        return Step(self.op, self.revision).as_command()
+
+
+class Trial:
+    """A scratch database cloned at a revision state, with its own connections."""
+
+    def __init__(self, session: Session, start: State = frozenset()) -> None:
+        self.session = session
+        self.state = start
+        self.log: list[LoggedStep] = []
+        project = session.project
+        self._exclude = (project.version_table,)
+        self.database = session.server.create_database(template=session.references.template(start))
+        try:
+            self.conn = psycopg.connect(self.database.dsn, autocommit=True)
+            self.runner = project.runner(self.database)
+        except BaseException:
+            session.server.drop_database(self.database.name)
+            raise
+        # Rows as they were just before each revision was last upgraded, keyed by revision and
+        # the state the upgrade started from, for the round-trip data check.
+        self._before_upgrade: dict[tuple[str, State], data.RowsSnapshot] = {}
+        session.coverage.states[start] += 1
+
+    def upgrade(self, revision: str) -> list[Violation]:
+        return self._move(LoggedStep("upgrade", revision), lambda: self.runner.run([Step("upgrade", revision)]))
+
+    def downgrade(self, revision: str) -> list[Violation]:
+        return self._move(LoggedStep("downgrade", revision), lambda: self.runner.run([Step("downgrade", revision)]))
+
+    def jump(self, direction: str, target: str) -> list[Violation]:
+        """Alembic's own multi-step path to ``target`` (a revision, ``heads`` or ``base``)."""
+        return self._move(LoggedStep(direction, target=target), lambda: self.runner.jump(direction, target))
+
+    def seed(self, insert: Callable[[psycopg.Connection], Mapping[str, list[dict[str, Any]]]]) -> list[Violation]:
+        """Insert rows with ``insert`` (which returns the rows that went in), check isolation."""
+        inserted = {table: rows for table, rows in insert(self.conn).items() if rows}
+        self.log.append(LoggedStep("seed", rows=inserted))
+        self.session.coverage.seeded_rows += sum(len(rows) for rows in inserted.values())
+        return self._check_isolation(self.state, revision=None)
+
+    def replay(self, step: LoggedStep) -> list[Violation]:
+        """Run a logged step again: migrations through Alembic, rows inserted verbatim."""
+        if step.op == "seed":
+            return self.seed(lambda conn: insert_rows(conn, step.rows or {}))
+        if step.target is not None:
+            return self.jump(step.op, step.target)
+        return self.upgrade(step.revision) if step.op == "upgrade" else self.downgrade(step.revision)
+
+    def close(self) -> None:
+        self.runner.close()
+        self.conn.close()
+        self.session.server.drop_database(self.database.name)
+
+    def _move(self, logged: LoggedStep, run: Callable[[], StepOutcome]) -> list[Violation]:
+        before_state = self.state
+        rows_before = data.capture_rows(self.conn, exclude=self._exclude)
+        outcome = run()
+        self.log.append(logged)
+        command = logged.as_command()
+        revision = logged.revision or outcome.revision
+        violations = check_outcome(outcome, command=command, revision=revision, rows=rows_before.counts())
+        if outcome.heads is not None:
+            self.state = self.session.project.graph.state_of(outcome.heads)
+        else:
+            self.state = self.session.project.read_state(self.conn)
+        if not outcome.ok:
+            return violations
+        self._cover(before_state, logged)
+        actual = take_snapshot(self.conn, version_table=self.session.project.version_table)
+        try:
+            reference = self.session.references.snapshot(self.state)
+            before_reference = self.session.references.snapshot(before_state)
+        except Unreachable:
+            return violations
+        violations += check_schema(
+            actual, reference, revision=revision, after=command,
+            accept_column_order=self.session.settings.accept_column_order,
+        )
+        rows_after = data.capture_rows(self.conn, exclude=self._exclude)
+        violations += self._check_data(logged, before_state, rows_before, rows_after,
+                                       structural=_structural_tables(before_reference, reference))
+        violations += self._check_isolation(self.state, revision=revision)
+        return violations
+
+    def _check_data(self, logged: LoggedStep, before_state: State, rows_before, rows_after,
+                    structural: frozenset[str]) -> list[Violation]:
+        exempt = self.session.settings.data_migrations
+        revision = logged.revision
+        if revision is not None and revision in exempt:
+            return []
+        violations = data.check_step(
+            rows_before, rows_after, revision=revision, direction=logged.op,
+            structural_tables=structural,
+        )
+        if logged.op == "upgrade" and revision is not None:
+            self._before_upgrade[(revision, before_state)] = rows_before
+        elif logged.op == "downgrade" and revision is not None:
+            before_up = self._before_upgrade.pop((revision, self.state), None)
+            if before_up is not None:
+                violations += data.check_round_trip(before_up, rows_after, revision=revision)
+        return violations
+
+    def _check_isolation(self, state: State, *, revision: str | None) -> list[Violation]:
+        setup = self.session.isolation_setup() or self.session.per_state(
+            "isolation", state, lambda: isolation.detect(self.conn, self.session.settings)
+        )
+        if setup is None:
+            return []
+        return isolation.check_isolation(self.conn, setup, revision=revision)
+
+    def _cover(self, before_state: State, logged: LoggedStep) -> None:
+        coverage = self.session.coverage
+        coverage.states[self.state] += 1
+        if logged.revision is not None:
+            coverage.steps[(logged.op, logged.revision)] += 1
+            return
+        graph = self.session.project.graph
+        applied_before, applied_after = graph.applied(before_state), graph.applied(self.state)
+        for rev in applied_after - applied_before:
+            coverage.steps[("upgrade", rev)] += 1
+        for rev in applied_before - applied_after:
+            coverage.steps[("downgrade", rev)] += 1
+
+
+def _structural_tables(before, after) -> frozenset[str]:
+    """Tables whose structure differs between two reference snapshots."""
+    return frozenset(
+        table for diff in diff_snapshots(before, after) if (table := diff.table) is not None
+    )
+
+
+def insert_rows(conn: psycopg.Connection, rows: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Insert recorded rows as they were, so a replay needs no generator.
+
+    ``jsonb_populate_record`` turns each recorded row back into the table's own types;
+    generated columns are left to the database, identity columns take the recorded value.
+    """
+    inserted: dict[str, list[dict[str, Any]]] = {}
+    for table, table_rows in rows.items():
+        schema, name = table.split(".", 1)
+        generated = {
+            r[0] for r in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attgenerated <> ''", (f'"{schema}"."{name}"',),
+            )
+        }
+        ident = sql.Identifier(schema, name)
+        for row in table_rows:
+            columns = [c for c in row if c not in generated]
+            statement = sql.SQL(
+                "INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE "
+                "SELECT {cols} FROM jsonb_populate_record(NULL::{t}, %s)"
+            ).format(t=ident, cols=sql.SQL(", ").join(map(sql.Identifier, columns)))
+            conn.execute(statement, (Jsonb(row),))
+            inserted.setdefault(table, []).append(row)
+    return inserted
