@@ -28,8 +28,9 @@ class Coverage:
     states: collections.Counter[State] = dataclasses.field(default_factory=collections.Counter)
     seeded_rows: int = 0
 
-    def to_json(self, revisions: list[str]) -> dict[str, Any]:
+    def to_json(self, revisions: list[str], irreversible: dict[str, str]) -> dict[str, Any]:
         return {
+            "irreversible": dict(irreversible),
             "revisions": {
                 rev: {"upgrade": self.steps[("upgrade", rev)], "downgrade": self.steps[("downgrade", rev)]}
                 for rev in revisions
@@ -39,7 +40,7 @@ class Coverage:
             "seeded_rows": self.seeded_rows,
             "unvisited": [
                 f"{op} {rev}" for rev in revisions for op in ("upgrade", "downgrade")
-                if not self.steps[(op, rev)]
+                if not self.steps[(op, rev)] and not (op == "downgrade" and rev in irreversible)
             ],
         }
 

@@ -65,6 +65,10 @@ class Settings:
     """Roles the application connects as; detected from the grants when empty."""
     data_migrations: tuple[str, ...] = ()
     """Revisions that change existing rows on purpose, exempt from data preservation."""
+    irreversible: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Revisions whose downgrade is deliberately impossible, each with the reason: never downgraded."""
+    baseline: str | None = None
+    """File of accepted findings (relative to alembic.ini); only new findings fail."""
     accept_column_order: bool = False
     """Accept columns that come back at the end of their table after a downgrade and upgrade."""
 
@@ -132,6 +136,10 @@ def _convert(name: str, value: Any, hint: Any, source: str) -> Any:
             isinstance(v, str) for v in value
         ):
             return tuple(value)
+        if origin is dict and isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            return dict(value)
         if option is Path and isinstance(value, (str, os.PathLike)):
             return Path(value)
         if option in (int, str, bool) and type(value) is option:
@@ -145,4 +153,6 @@ def _describe(option: Any) -> str:
         return " / ".join(repr(a) for a in get_args(option))
     if get_origin(option) is tuple:
         return "a list of strings"
+    if get_origin(option) is dict:
+        return "a table of strings"
     return getattr(option, "__name__", str(option))

@@ -52,7 +52,8 @@ def run_sweep(
             outcome.not_reached[revision] = str(unreachable)
             continue
         try:
-            for move in (trial.upgrade, trial.downgrade, trial.upgrade):
+            irreversible = revision in session.settings.irreversible
+            for move in (trial.upgrade,) if irreversible else (trial.upgrade, trial.downgrade, trial.upgrade):
                 violations = move(revision)
                 if violations:
                     outcome.findings.append(Finding(tuple(violations), before, tuple(trial.log)))

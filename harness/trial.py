@@ -75,10 +75,20 @@ class Trial:
         return self._move(LoggedStep("upgrade", revision), lambda: self.runner.run([Step("upgrade", revision)]))
 
     def downgrade(self, revision: str) -> list[Violation]:
+        """Downgrade one revision, unless it is marked irreversible (then nothing happens)."""
+        if revision in self.session.settings.irreversible:
+            return []
         return self._move(LoggedStep("downgrade", revision), lambda: self.runner.run([Step("downgrade", revision)]))
 
     def jump(self, direction: str, target: str) -> list[Violation]:
-        """Alembic's own multi-step path to ``target`` (a revision, ``heads`` or ``base``)."""
+        """Alembic's own multi-step path to ``target`` (a revision, ``heads`` or ``base``).
+
+        A downward path through a revision marked irreversible is not taken.
+        """
+        if direction == "downgrade":
+            plan = self.session.project.graph.plan("downgrade", target, self.state)
+            if any(step.revision in self.session.settings.irreversible for step in plan):
+                return []
         return self._move(LoggedStep(direction, target=target), lambda: self.runner.jump(direction, target))
 
     def seed(self, insert: Callable[[psycopg.Connection], Mapping[str, list[dict[str, Any]]]]) -> list[Violation]:
