@@ -30,6 +30,10 @@ def database_url(offline: bool = False) -> str:
 def run_migrations(connection) -> None:
     context.configure(connection=connection, target_metadata=None)
     with context.begin_transaction():
+        # ALTER TABLE, CREATE POLICY and friends take ACCESS EXCLUSIVE locks on live tables:
+        # behind a long reader they would queue every query on the table while they wait.
+        # Failing fast and retrying the deploy is the lesser harm.
+        context.execute("SET LOCAL lock_timeout = '5s'")
         context.run_migrations()
 
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import configparser
 import io
+import os
+import re
+import sys
 from pathlib import Path
 
-import sqlalchemy
 from alembic.config import Config
 
 from .errors import HarnessError
 from .graph import RevisionGraph, State
-from .runner import Runner
+from .runner import Runner, default_driver
 from .server import Database
 from .settings import Settings
 
@@ -32,14 +34,25 @@ class Project:
         self.version_table = _version_table(settings.version_table)
         self.driver = settings.driver or _driver_of(self.config.get_main_option("sqlalchemy.url"))
 
-    def runner(self, database: Database) -> Runner:
-        """A runner that executes this project's migrations on ``database``."""
+    def runner(self, database: Database, statement_timeout_ms: int | None = None) -> Runner:
+        """A runner that executes this project's migrations on ``database`` as configured.
+
+        ``statement_timeout_ms`` overrides the setting, for callers that bound statements
+        themselves (the lock probe). An env.py that fails before any migration ran is a
+        :class:`HarnessError` naming the setting that fixes it, not a finding per step.
+        """
+        settings = self.settings
         return Runner(
             self.config,
             self.graph,
             url=database.sqlalchemy_url(self.driver),
-            statement_timeout_ms=self.settings.statement_timeout_ms,
-            env_var=self.settings.env_var,
+            statement_timeout_ms=statement_timeout_ms or settings.statement_timeout_ms,
+            env_var=settings.env_var,
+            env=settings.env,
+            connection_attribute=settings.connection_attribute,
+            version_table=self.version_table,
+            transaction_per_migration=settings.transaction_per_migration,
+            strict_env=True,
         )
 
     def read_state(self, conn) -> State:
@@ -59,11 +72,32 @@ def _load_config(ini: Path) -> Config:
     config = Config(str(ini), stdout=io.StringIO())
     try:
         script_location = config.get_main_option("script_location")
+        prepend = config.get_main_option("prepend_sys_path")
     except configparser.Error as exc:
         raise HarnessError(f"{ini} is not a valid alembic.ini: {exc}") from None
     if not script_location:
         raise HarnessError(f"{ini} has no script_location in its [alembic] section")
+    if prepend:
+        _prepend_sys_path(config, ini.parent, prepend)
     return config
+
+
+def _prepend_sys_path(config: Config, here: Path, value: str) -> None:
+    """Put ``prepend_sys_path`` on ``sys.path`` as ``alembic`` run beside alembic.ini would.
+
+    Alembic resolves relative entries (the ``.`` of its templates) against the working
+    directory, which is the project's when a person runs ``alembic`` but rarely the harness's
+    (pytest from a repository root, ``-c path/to/alembic.ini``). The harness resolves them
+    against alembic.ini's directory and clears the option so Alembic does not add them again.
+    Entries are split the way each Alembic release does: by ``path_separator`` where set
+    (1.16+), else on spaces and commas.
+    """
+    separators = {"os": re.escape(os.pathsep), "space": " ", "newline": "\n", ":": ":",
+                  ";": ";"}
+    separator = separators.get(config.get_main_option("path_separator") or "", "[ ,]")
+    entries = [e.strip() for e in re.split(f"(?:{separator})+", value) if e.strip()]
+    sys.path[:0] = [str((here / entry).resolve()) for entry in entries]
+    config.set_main_option("prepend_sys_path", "")
 
 
 def _version_table(setting: str | None) -> tuple[str, str]:
@@ -74,11 +108,8 @@ def _version_table(setting: str | None) -> tuple[str, str]:
 
 
 def _driver_of(url: str | None) -> str:
-    """The project's own driver, so migrations run as they do in production.
-
-    Without one, psycopg 3 where SQLAlchemy supports it (2.0+), else psycopg2 as 1.4 expects.
-    """
+    """The project's own driver, so migrations run as they do in production."""
     scheme = (url or "").split("://", 1)[0]
     if "+" in scheme:
         return scheme.split("+", 1)[1]
-    return "psycopg" if int(sqlalchemy.__version__.split(".")[0]) >= 2 else "psycopg2"
+    return default_driver()

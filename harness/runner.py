@@ -12,8 +12,11 @@ which is what ``transaction_per_migration`` and ``autocommit_block()`` need. (Ha
 transaction, Alembic treats it as external: ``begin_transaction()`` does nothing and
 ``autocommit_block()`` fails an assertion -- the crash pytest-alembic users report.)
 
-Whatever a migration or env.py raises becomes a :class:`StepOutcome`; only mistakes of the
-harness itself (an illegal step, an unknown revision) raise :class:`HarnessError`.
+Whatever a migration raises becomes a :class:`StepOutcome`; only mistakes of the harness
+itself (an illegal step, an unknown revision) raise :class:`HarnessError`. So does, with
+``strict_env``, an env.py that fails before any migration ran or that migrates another database
+than the scratch one: such a failure would repeat on every step, says nothing about the
+migrations, and is fixed by a setting, which the error names.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationStep
+from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from . import builtin_env
 from .errors import HarnessError
 from .graph import Op, RevisionGraph, State, Step, source_location
 
@@ -39,6 +44,12 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection
 
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement stopped by statement_timeout
+
+_NO_RUN = "{env_py} did not call context.run_migrations()"
+_BUILTIN_HINT = (
+    'set env = "builtin" in [tool.harness] to run the revision files without this env.py'
+)
+_ENV_VAR_HINT = 'set env_var = "NAME" in [tool.harness] if env.py reads its URL from $NAME'
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,13 @@ class Runner:
     their own engine from the application's settings; ``sqlalchemy.url`` in ``config`` is set
     to ``url`` too, so an env.py that ignores the handed connection still reaches the scratch
     database and never the one in alembic.ini.
+
+    ``env`` is ``"project"`` (the project's env.py) or ``"builtin"`` (:mod:`harness.builtin_env`,
+    configured with ``version_table`` and ``transaction_per_migration``). ``connection_attribute``
+    says what goes into ``config.attributes["connection"]``: the connection, as Alembic's
+    cookbook shares it, or an engine, for env.py files that call ``.connect()`` on it.
+    ``version_table`` is ``(schema, table)``, where the rest of the harness reads the version
+    table; a project env.py that keeps it elsewhere is an error naming the setting.
     """
 
     def __init__(
@@ -92,18 +110,34 @@ class Runner:
         url: str | URL,
         statement_timeout_ms: int = 60_000,
         env_var: str | None = None,
+        *,
+        env: str = "project",
+        connection_attribute: str = "connection",
+        version_table: tuple[str, str] = ("public", "alembic_version"),
+        transaction_per_migration: bool = False,
+        strict_env: bool = False,
     ) -> None:
         self.config = config
         self.graph = graph
         self.url = url if isinstance(url, str) else url.render_as_string(hide_password=False)
         self.statement_timeout_ms = int(statement_timeout_ms)
         self.env_var = env_var
+        self.env = env
+        self.connection_attribute = connection_attribute
+        self.version_table = version_table
+        self.transaction_per_migration = transaction_per_migration
+        self.strict_env = strict_env
         # future=True: SQLAlchemy 1.4 then gives 2.0-style connections (autobegin, commit());
         # 2.x accepts and ignores it
-        self._engine = sa.create_engine(_sync_url(self.url), poolclass=NullPool, future=True)
+        sync_url = _sync_url(self.url)
+        try:
+            self._engine = sa.create_engine(sync_url, poolclass=NullPool, future=True)
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            raise HarnessError(
+                f"cannot load the driver of {make_url(sync_url).drivername}: {exc}",
+                hint=f'install it, or set driver = "{default_driver()}" in [tool.harness]',
+            ) from exc
         self._conn: Connection | None = None
-        # where env.py keeps alembic_version; learnt from the MigrationContext of each run
-        self._version_table: tuple[str, str | None] = ("alembic_version", None)
 
     def __enter__(self) -> Runner:
         return self
@@ -203,7 +237,7 @@ class Runner:
         destination: str | None,
         steps: tuple[Step, ...],
     ) -> StepOutcome:
-        tracker = _Tracker(self.graph, plan)
+        tracker = _Tracker(self.graph, plan, self._check_context)
         conn = self._fresh_session()
         started = time.perf_counter()
         error: Exception | None = None
@@ -211,8 +245,8 @@ class Runner:
             with self._environment(conn):
                 with EnvironmentContext(
                     self.config, self.graph.script, fn=tracker, destination_rev=destination
-                ):
-                    self.graph.script.run_env()
+                ) as environment:
+                    self._run_env(environment, conn)
             if conn.in_transaction():  # env.py ran migrations without begin_transaction()
                 conn.commit()
         except Exception as exc:
@@ -227,10 +261,8 @@ class Runner:
             self._discard_connection()
         if tracker.harness_error is not None:
             raise tracker.harness_error
-        if tracker.context is not None:
-            self._version_table = (
-                tracker.context.version_table, tracker.context.version_table_schema
-            )
+        if self.strict_env and not tracker.called:
+            raise self._env_error(error)
         heads = self._heads_after()
         common = dict(
             steps=tracker.steps if tracker.steps is not None else steps,
@@ -241,18 +273,86 @@ class Runner:
         if error is not None:
             return self._failure(error, tracker, common)
         if not tracker.called:
-            return StepOutcome(
-                ok=False,
-                error=f"{self.graph.script.env_py_location} did not call "
-                      "context.run_migrations()",
-                **common,
-            )
+            return StepOutcome(ok=False, error=_NO_RUN.format(env_py=self._env_py()), **common)
         return StepOutcome(ok=True, **common)
+
+    def _run_env(self, environment: EnvironmentContext, conn: Connection) -> None:
+        if self.env == "builtin":
+            builtin_env.run_migrations(
+                environment, conn, version_table=self.version_table,
+                transaction_per_migration=self.transaction_per_migration,
+            )
+        else:
+            self.graph.script.run_env()
+
+    def _env_py(self) -> str:
+        return ("the built-in env" if self.env == "builtin"
+                else self.graph.script.env_py_location)
+
+    def _check_context(self, context: MigrationContext) -> None:
+        """Stop a run whose env.py would migrate elsewhere than the harness will look.
+
+        Called before the first migration: an env.py that reads its URL from where the harness
+        cannot reach (a settings module, a hard-coded URL) would otherwise migrate another
+        database, perhaps a real one; one that keeps the version table elsewhere would have
+        every state misread.
+        """
+        database = make_url(self.url).database
+        actual = context.connection.exec_driver_sql("SELECT current_database()").scalar()
+        if actual != database:
+            hint = f"{_ENV_VAR_HINT}, or {_BUILTIN_HINT}"
+            if self.env_var:
+                hint = (f"env.py keeps a URL read before the harness set {self.env_var} "
+                        f"(a settings module imported once?): {_BUILTIN_HINT}")
+            raise HarnessError(
+                f"{self._env_py()} connects to database {actual!r}, not to the scratch database "
+                f"{database!r}; no migration ran there",
+                hint=hint,
+            )
+        found = (context.version_table_schema or "public", context.version_table)
+        if found != self.version_table:
+            name = ".".join(found)
+            raise HarnessError(
+                f"{self._env_py()} keeps Alembic's version table in {name}, "
+                f"not in {'.'.join(self.version_table)}",
+                hint=f'set version_table = "{name}" in [tool.harness]',
+            )
+
+    def _env_error(self, error: Exception | None) -> HarnessError:
+        """The env.py failure that stops the whole run, with the setting that would avoid it."""
+        if error is None:
+            return HarnessError(_NO_RUN.format(env_py=self._env_py()), hint=_BUILTIN_HINT)
+        location = source_location(error, self.graph.script.dir)
+        where = f" ({location})" if location else ""
+        summary, _ = _describe(error)
+        return HarnessError(
+            f"{self._env_py()} cannot run in the harness{where}: {summary}",
+            hint=self._env_hint(error),
+        )
+
+    def _env_hint(self, error: Exception) -> str:
+        """Which setting makes an env.py that failed before any migration work, by the error."""
+        text = str(error)
+        if isinstance(error, KeyError) and _raised_in(error, "os"):
+            name = error.args[0]
+            return (f'env.py reads the variable {name}: set env_var = "{name}" in '
+                    f"[tool.harness] if it holds the database URL, or {_BUILTIN_HINT}")
+        if "requires an async driver" in text:
+            return 'env.py builds an async engine: set driver = "asyncpg" in [tool.harness]'
+        if isinstance(error, AttributeError) and "'connect'" in text:
+            return ('env.py expects an Engine in config.attributes["connection"]: set '
+                    'connection_attribute = "engine" in [tool.harness]')
+        if isinstance(error, CommandError) and "Connection instance" in text:
+            return ('env.py expects a Connection in config.attributes["connection"]: set '
+                    'connection_attribute = "connection" in [tool.harness]')
+        return _BUILTIN_HINT
 
     @contextlib.contextmanager
     def _environment(self, conn: Connection) -> Iterator[None]:
         """Point env.py at the scratch database, whichever way it looks for one."""
-        self.config.attributes["connection"] = conn
+        self.config.attributes["connection"] = (
+            self._engine if self.connection_attribute == "engine" else conn
+        )
         # configparser interpolates '%': a password may contain one
         self.config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         # env.py files that build their own engine miss our SET; libpq drivers read PGOPTIONS
@@ -288,9 +388,8 @@ class Runner:
             return None
 
     def _read_heads(self, conn: Connection) -> frozenset[str]:
-        table, schema = self._version_table
         quote = conn.dialect.identifier_preparer.quote
-        name = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
+        name = ".".join(quote(part) for part in self.version_table)
         if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": name}).scalar() is None:
             return frozenset()
         return frozenset(conn.exec_driver_sql(f"SELECT version_num FROM {name}").scalars())
@@ -320,11 +419,16 @@ class _Tracker:
     exception belongs to -- including one raised when its transaction commits.
     """
 
-    def __init__(self, graph: RevisionGraph, plan: Callable[[frozenset[str]], Sequence[Step]]):
+    def __init__(
+        self,
+        graph: RevisionGraph,
+        plan: Callable[[frozenset[str]], Sequence[Step]],
+        check: Callable[[MigrationContext], None],
+    ):
         self.graph = graph
         self.plan = plan
+        self.check = check
         self.called = False
-        self.context: MigrationContext | None = None
         self.heads_before: frozenset[str] | None = None
         self.steps: tuple[Step, ...] | None = None
         self.current: Step | None = None
@@ -337,9 +441,9 @@ class _Tracker:
                 hint="the harness migrates one database; use a single-database env.py",
             ))
         self.called = True
-        self.context = context
         self.heads_before = frozenset(heads)
         try:
+            self.check(context)
             self.steps = tuple(self.plan(self.heads_before))
         except HarnessError as exc:
             raise self._harness_error(exc) from None
@@ -369,12 +473,31 @@ def _ended(conn: Connection) -> Iterator[None]:
 
 
 def _sync_url(url: str) -> str:
-    # An asyncpg project's env.py runs its migrations through run_sync() on a sync
-    # connection; the connection we hand it must be sync too.
+    """``url`` with a sync driver, for the connection the harness owns and hands to env.py.
+
+    An async project's env.py runs its migrations through ``run_sync()`` on a sync connection,
+    so the one handed to it must be sync too.
+    """
     parsed = make_url(url)
     if parsed.get_dialect().is_async:
-        parsed = parsed.set(drivername="postgresql+psycopg")
+        parsed = parsed.set(drivername=f"postgresql+{default_driver()}")
     return parsed.render_as_string(hide_password=False)
+
+
+def default_driver() -> str:
+    """psycopg 3 where SQLAlchemy supports it (2.0+), else psycopg2 as 1.4 expects."""
+    return "psycopg" if int(sa.__version__.split(".")[0]) >= 2 else "psycopg2"
+
+
+def _raised_in(exc: BaseException, module: str) -> bool:
+    """Whether ``exc`` was raised by code of ``module`` (its innermost frame).
+
+    By module name, not file: ``os`` is frozen since Python 3.11 and has no file of its own.
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__") == module
 
 
 def _sqlstate(exc: BaseException | None) -> str | None:

@@ -23,6 +23,7 @@ else:  # pragma: no cover - exercised on the old-stack tox environment
 
 ServerKind = Literal["embedded", "url", "container"]
 EnvMode = Literal["project", "builtin"]
+ConnectionAttribute = Literal["connection", "engine"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,13 @@ class Settings:
     """Keep the embedded cluster's data directory after the run (for post-mortems)."""
 
     env: EnvMode = "project"
-    """Run migrations through the project's env.py, or through the harness's built-in one."""
+    """Run migrations through the project's env.py, or through the harness's built-in one
+    (for an env.py that needs the application: Flask-Migrate's, a settings module's)."""
+    connection_attribute: ConnectionAttribute = "connection"
+    """What the harness puts in ``config.attributes["connection"]`` for env.py: a Connection,
+    as in Alembic's cookbook, or an Engine, for env.py files that call ``.connect()`` on it."""
+    transaction_per_migration: bool = False
+    """With ``env = "builtin"``: one transaction per migration, as the project's env.py says."""
     env_var: str | None = None
     """Environment variable set to the scratch database's URL, for env.py files that read one."""
     driver: str | None = None
@@ -69,6 +76,8 @@ class Settings:
     """Revisions whose downgrade is deliberately impossible, each with the reason: never downgraded."""
     baseline: str | None = None
     """File of accepted findings (relative to alembic.ini); only new findings fail."""
+    expected_objects: tuple[str, ...] = ()
+    """Objects that must exist at head, as the report names them (``table public.tenants``)."""
     accept_column_order: bool = False
     """Accept columns that come back at the end of their table after a downgrade and upgrade."""
 

@@ -16,6 +16,20 @@ with each of them:
   ``sqlalchemy.url``, ignoring any handed-in connection.
 * ``env_var`` -- ignores the handed-in connection and builds its own engine from an environment
   variable (``ENV_VAR_NAME``), like env.py files that read the application's settings.
+* ``engine`` -- expects an Engine in ``config.attributes["connection"]`` and calls ``.connect()``
+  on it (pytest-alembic's recipe and many env.py files written after it).
+* ``async`` -- Alembic's ``async`` template: an async engine built from ``sqlalchemy.url``,
+  migrations through ``connection.run_sync()``.
+* ``flask`` -- Flask-Migrate's template: the engine comes from ``current_app``, so it runs only
+  inside the application.
+* ``settings_module`` -- imports the URL from the application's settings module
+  (``appsettings.py``, beside alembic.ini through ``prepend_sys_path``), which reads
+  ``APP_URL_NAME`` once, at import.
+* ``custom_version_table`` -- the cookbook shape keeping the version table as
+  ``meta.revisions``, in a schema env.py creates.
+
+Shapes other than these differ from the cookbook only in ``context.configure()`` options:
+:func:`cookbook_env` writes them.
 """
 
 from __future__ import annotations
@@ -23,9 +37,10 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 ENV_VAR_NAME = "HARNESS_TEST_MIGRATION_URL"
+APP_URL_NAME = "HARNESS_TEST_APP_URL"
 
 RevIds = str | tuple[str, ...] | None
 
@@ -66,7 +81,7 @@ config = context.config
 
 
 def do_run_migrations(connection):
-    context.configure(connection=connection, target_metadata=None{options})
+{setup}    context.configure(connection=connection, target_metadata=None{options})
     with context.begin_transaction():
         context.run_migrations()
 
@@ -113,11 +128,124 @@ with engine.connect() as connection:
         context.run_migrations()
 '''
 
+_ENGINE_ENV = '''\
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+
+config = context.config
+connectable = config.attributes.get("connection", None)
+if connectable is None:
+    connectable = engine_from_config(
+        config.get_section(config.config_ini_section, {}),
+        prefix="sqlalchemy.",
+        poolclass=pool.NullPool,
+    )
+with connectable.connect() as connection:
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+'''
+
+_ASYNC_ENV = '''\
+import asyncio
+
+from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.ext.asyncio import async_engine_from_config
+
+config = context.config
+
+
+def do_run_migrations(connection):
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_async_migrations():
+    connectable = async_engine_from_config(
+        config.get_section(config.config_ini_section, {}),
+        prefix="sqlalchemy.",
+        poolclass=pool.NullPool,
+    )
+    async with connectable.connect() as connection:
+        await connection.run_sync(do_run_migrations)
+    await connectable.dispose()
+
+
+asyncio.run(run_async_migrations())
+'''
+
+_FLASK_ENV = '''\
+import logging
+
+from alembic import context
+from flask import current_app
+
+config = context.config
+logger = logging.getLogger("alembic.env")
+
+
+def get_engine():
+    try:
+        return current_app.extensions["migrate"].db.get_engine()
+    except (TypeError, AttributeError):
+        return current_app.extensions["migrate"].db.engine
+
+
+config.set_main_option(
+    "sqlalchemy.url", get_engine().url.render_as_string(hide_password=False).replace("%", "%%")
+)
+target_db = current_app.extensions["migrate"].db
+
+with get_engine().connect() as connection:
+    context.configure(connection=connection, target_metadata=target_db.metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+'''
+
+_SETTINGS_MODULE_ENV = '''\
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+from appsettings import DATABASE_URL
+
+engine = create_engine(DATABASE_URL, poolclass=pool.NullPool)
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+'''
+
+SETTINGS_MODULE = f'''\
+"""The application's settings, read once when first imported."""
+import os
+
+DATABASE_URL = os.environ["{APP_URL_NAME}"]
+'''
+
+
+def cookbook_env(options: str = "", setup: str = "") -> str:
+    """The cookbook env.py with ``options`` added to ``context.configure()`` and the statement
+    ``setup`` run on the connection ahead of it (a ``CREATE SCHEMA`` the version table needs)."""
+    setup_line = (f"    connection.exec_driver_sql({setup!r})\n    connection.commit()\n"
+                  if setup else "")
+    return _COOKBOOK_ENV.format(options=options, setup=setup_line)
+
+
 ENV_SHAPES = {
-    "cookbook": _COOKBOOK_ENV.format(options=""),
-    "per_migration": _COOKBOOK_ENV.format(options=", transaction_per_migration=True"),
+    "cookbook": cookbook_env(),
+    "per_migration": cookbook_env(", transaction_per_migration=True"),
     "generic": _GENERIC_ENV,
     "env_var": _ENV_VAR_ENV,
+    "engine": _ENGINE_ENV,
+    "async": _ASYNC_ENV,
+    "flask": _FLASK_ENV,
+    "settings_module": _SETTINGS_MODULE_ENV,
+    "custom_version_table": cookbook_env(
+        ', version_table="revisions", version_table_schema="meta"',
+        setup="CREATE SCHEMA IF NOT EXISTS meta",
+    ),
 }
 
 _SCRIPT_MAKO = '''\
@@ -147,7 +275,7 @@ _INI = """\
 [alembic]
 script_location = %(here)s/migrations
 path_separator = os
-{url_line}
+{extra}
 """
 
 
@@ -157,20 +285,31 @@ def make_project(
     env: str = "cookbook",
     env_py: str | None = None,
     url: str | None = None,
+    ini_options: Mapping[str, str] | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> Path:
     """Write an Alembic project under ``root`` and return its ``alembic.ini``.
 
     ``env`` names one of :data:`ENV_SHAPES`; ``env_py`` replaces it with literal source (for
-    broken or unusual env.py files). ``url`` becomes ``sqlalchemy.url`` in alembic.ini.
+    broken or unusual env.py files). ``url`` becomes ``sqlalchemy.url`` in alembic.ini,
+    ``ini_options`` further lines of its ``[alembic]`` section (``prepend_sys_path``), and
+    ``files`` are written under ``root`` by relative path (the application's own code).
     """
     root = Path(root)
     migrations = root / "migrations"
     versions = migrations / "versions"
     versions.mkdir(parents=True, exist_ok=True)
+    options = dict(ini_options or {})
+    if url:
+        options["sqlalchemy.url"] = url
     ini = root / "alembic.ini"
-    ini.write_text(_INI.format(url_line=f"sqlalchemy.url = {url}" if url else ""))
+    ini.write_text(_INI.format(extra="\n".join(f"{k} = {v}" for k, v in options.items())))
     (migrations / "env.py").write_text(env_py if env_py is not None else ENV_SHAPES[env])
     (migrations / "script.py.mako").write_text(_SCRIPT_MAKO)
+    for name, source in (files or {}).items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
     for rev in revisions:
         write_revision(versions, rev)
     return ini

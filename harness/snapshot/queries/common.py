@@ -59,6 +59,12 @@ def qualified(schema: str, name: str) -> str:
     return f"format('%I.%I', {schema}, {name})"
 
 
+# The schema holding a version table outside public survives `downgrade base` with the table
+# (it cannot be dropped under it), so the schema itself is as much Alembic's as the table is.
+NOT_VERSION_SCHEMA = f"""n.oid IS DISTINCT FROM (
+    SELECT c.relnamespace FROM pg_class c JOIN pg_namespace vn ON vn.oid = c.relnamespace
+    WHERE c.oid = current_setting('{VERSION_TABLE_SETTING}')::oid AND vn.nspname <> 'public')"""
+
 PREFIX = f"""
 WITH ns AS (
     SELECT n.oid, n.nspname, n.nspowner, n.nspacl

@@ -7,7 +7,7 @@ objects is defined on a table, so ``table`` is always NULL.
 
 from __future__ import annotations
 
-from .common import comment, not_part_of_another, qualified, sorted_array
+from .common import NOT_VERSION_SCHEMA, comment, not_part_of_another, qualified, sorted_array
 
 
 def routine(regproc: str) -> str:
@@ -21,6 +21,7 @@ SELECT format('schema %I', n.nspname), NULL, jsonb_strip_nulls(jsonb_build_objec
     'comment', {comment('pg_namespace', 'n.oid')}
 )), ARRAY[pg_get_userbyid(n.nspowner)::text]
 FROM ns n
+WHERE {NOT_VERSION_SCHEMA}
 """
 
 EXTENSIONS = f"""

@@ -13,10 +13,12 @@ built-in default for a role's global entry and nothing for a per-schema entry, w
 
 from __future__ import annotations
 
+from .common import NOT_VERSION_SCHEMA
+
 # Every ACL-bearing object: the key prefix (for default privileges), the noun the statement
 # names, a column for column grants, the ACL, its owner, acldefault's kind (NULL: no baseline),
 # and the table for grants on a table, view or column.
-ACL_OBJECTS = """
+ACL_OBJECTS = f"""
 , acl_object AS (
     SELECT '' AS prefix, r.key AS target, NULL AS col, r.relacl AS acl, r.relowner AS owner,
            (CASE r.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char" AS kind,
@@ -28,6 +30,7 @@ ACL_OBJECTS = """
     WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
   UNION ALL
     SELECT '', format('schema %I', n.nspname), NULL, n.nspacl, n.nspowner, 'n', NULL FROM ns n
+    WHERE {NOT_VERSION_SCHEMA}
   UNION ALL
     SELECT '', t.key, NULL, t.typacl, t.typowner, 'T', NULL FROM typ t
   UNION ALL

@@ -1,0 +1,324 @@
+"""``harness report`` on real PostgreSQL: every check turns violated on the project that breaks it.
+
+Each test builds a small Alembic project with one defect, runs the whole report on the session's
+server, and checks that the section about that defect -- and only the sections it concerns --
+says violated, with the evidence naming the revision, the file and line or the figures. The
+bundled history is reported on too: the document committed in docs/ comes from it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.report import NOT_APPLICABLE, VERIFIED, VIOLATED, Report, build_report
+from harness.settings import load_settings
+
+from projects import ENV_SHAPES, ENV_VAR_NAME, Rev, chain, make_project
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = {"rows_per_table": 20, "walk_examples": 2, "walk_steps": 4, "lock_wait_s": 1.0}
+"""Enough rows and walking to exercise every check, in seconds rather than minutes."""
+
+SECTIONS = ["schema", "rollback", "reversibility", "destructive_operations", "credentials",
+            "dependency_graph", "lock_safety", "statement_time", "backup_restore",
+            "tenant_isolation"]
+
+ACCOUNTS = Rev("a", upgrade=(
+    'op.create_table("accounts", sa.Column("id", sa.Integer, primary_key=True),'
+    ' sa.Column("amount", sa.Numeric(10, 2)), sa.Column("note", sa.Text()))'
+), downgrade='op.drop_table("accounts")')
+
+
+def report_on(tmp_path, pg_server, revisions, *, url=None, settings=None, **options) -> Report:
+    """The report on a project of ``revisions``; ``settings`` as in [tool.harness]."""
+    ini = make_project(tmp_path, revisions, url=url)
+    return build_report(load_settings(ini, **(settings or {})), server=pg_server, **{**SMALL, **options})
+
+
+def section(report: Report, key: str):
+    return next(s for s in report.sections if s.key == key)
+
+
+def statuses(report: Report) -> dict[str, str]:
+    return {s.key: s.status for s in report.sections}
+
+
+SEED_DOCUMENT_EXPECTS = [
+    *(f"table public.{t}" for t in ("tenants", "attribution_events", "dead_events",
+                                    "attribution_allocations", "revenue_ledger", "reconciliation_runs")),
+    "materialized view public.mv_realtime_revenue", "materialized view public.mv_reconciliation_status",
+]
+"""The seed document's "Expected Tables" and "Expected Materialized Views"."""
+
+
+def test_bundled_history(pg_server):
+    report = build_report(load_settings(ROOT / "alembic.ini"), server=pg_server,
+                          expected_objects=SEED_DOCUMENT_EXPECTS, **SMALL)
+    assert [s.key for s in report.sections] == SECTIONS
+    assert statuses(report) == dict.fromkeys(SECTIONS, VERIFIED)
+    assert "all 8 expected objects present" in section(report, "schema").summary
+    # 202511131120 turns on row-level security with ALTER TABLE (ACCESS EXCLUSIVE) on six tables
+    # that exist before it; env.py's lock_timeout makes it fail fast behind a reader instead
+    # of queueing every query on those tables.
+    locks = section(report, "lock_safety")
+    assert locks.evidence["problems"] == {}
+    assert locks.evidence["revisions"]["202511131120"]["probe"]["outcome"] == "fails fast"
+    isolation = section(report, "tenant_isolation").evidence
+    assert isolation["setup"]["app_roles"] == ["attribution_app"]
+    assert isolation["revisions"]["202511131121"]["tenants"] > 1
+    rollback = section(report, "rollback").evidence
+    assert rollback["rollback_order"] == ["202511131121", "202511131120", "202511131119",
+                                          "202511131115", "202511121302"]
+    assert [loss["kind"] for loss in rollback["revisions"]["202511131115"][1]["losses"]] == \
+        ["table dropped"] * 6
+    backup = section(report, "backup_restore").evidence
+    assert backup["pg_restore_exit"] == 0 and not backup["schema_differences"]
+    assert all(v["original"] > 0 for v in backup["materialized_view_rows"].values())
+
+
+def test_output_forms(pg_server, tmp_path):
+    refused = Rev("c", down="b", upgrade='op.execute("CREATE TABLE refused (id serial PRIMARY KEY, CHECK (false))")',
+                  downgrade='op.execute("DROP TABLE refused")')
+    report = report_on(tmp_path, pg_server, [*chain("a", "b"), refused])
+    document = report.to_markdown()
+    for s in report.sections:
+        assert f"## {s.heading()}" in document
+    data = json.loads(json.dumps(report.to_json()))
+    assert data["ok"] is report.ok is True
+    assert [s["key"] for s in data["sections"]] == SECTIONS
+    assert report.summary_line().startswith("harness report: ok: 9 verified, 0 violated, 1 not applicable")
+    # A table no row fits is named in the header rather than measured silently empty.
+    assert report.project["seeding_shortfalls"] == {"public.refused": "0 rows: the database refused the others"}
+    assert "**Seeded below the requested size**: `public.refused`" in document
+    # No policy, no application role: nothing to isolate, and the report says why.
+    assert section(report, "tenant_isolation").status == NOT_APPLICABLE
+    assert "nothing to isolate" in section(report, "tenant_isolation").summary
+
+
+def test_hard_coded_password(pg_server, tmp_path):
+    role = Rev("a", upgrade='''
+        op.execute("""DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'report_reader') THEN
+                CREATE ROLE report_reader LOGIN PASSWORD 'hunter2-report';
+            END IF;
+        END $$""")
+    ''', downgrade="pass")
+    report = report_on(tmp_path, pg_server, [role], url="postgresql://deploy:Sup3rSecret@db.internal/app")
+    found = section(report, "credentials")
+    assert found.status == VIOLATED
+    assert [(f["path"].rsplit("/", 1)[-1], f["line"], f["kind"]) for f in found.evidence["findings"]] == [
+        ("alembic.ini", 4, "URL with credentials"), ("a_.py", 14, "password in SQL"),
+    ]
+    assert "hunter2-report" not in report.to_markdown() + json.dumps(report.to_json())
+    assert "Sup3rSecret" not in report.to_markdown() + json.dumps(report.to_json())
+    assert statuses(report)["schema"] == VERIFIED
+
+
+def test_destructive_revision(pg_server, tmp_path):
+    revisions = [
+        ACCOUNTS,
+        Rev("b", down="a", upgrade='''
+            op.drop_column("accounts", "note")
+            op.alter_column("accounts", "amount", type_=sa.Integer())
+        ''', downgrade='''
+            op.alter_column("accounts", "amount", type_=sa.Numeric(10, 2))
+            op.add_column("accounts", sa.Column("note", sa.Text()))
+        '''),
+        Rev("c", down="b", upgrade='op.execute(f"DELETE FROM {\'accounts\'} WHERE id < 0")',
+            downgrade="pass"),
+    ]
+    report = report_on(tmp_path, pg_server, revisions, settings={"data_migrations": ("c",)})
+    found = section(report, "destructive_operations")
+    assert found.status == VIOLATED
+    static = [(op["revision"], op["line"], op["operation"]) for op in found.evidence["static"]]
+    assert static == [("b", 12, "drop column 'accounts', 'note'"),
+                      ("b", 13, "column type change 'accounts', 'amount'"),
+                      ("c", 12, "DELETE")]
+    observed = {(loss["column"], loss["kind"]) for loss in found.evidence["observed"]["b"]}
+    assert observed == {("note", "column dropped"), ("amount", "values changed")}
+    assert found.summary.startswith("destructive upgrade(s) in b:")  # c is a declared data migration
+    assert "c (declared in data_migrations)" in found.body
+    assert "public.accounts.note: column dropped" in found.body
+
+
+def test_access_exclusive_without_lock_timeout(pg_server, tmp_path):
+    revisions = [ACCOUNTS, Rev("b", down="a", upgrade='op.add_column("accounts", sa.Column("x", sa.Integer()))',
+                               downgrade='op.drop_column("accounts", "x")')]
+    report = report_on(tmp_path, pg_server, revisions)
+    locks = section(report, "lock_safety")
+    assert locks.status == VIOLATED
+    run = locks.evidence["revisions"]["b"]
+    assert run["locks"] == [{"relation": "public.accounts", "kind": "table", "mode": "ACCESS EXCLUSIVE",
+                             "modes": ["ACCESS EXCLUSIVE"], "blocks": "reads and writes"}]
+    assert run["probe"]["outcome"] == "waits" and run["probe"]["held"] == {"public.accounts": "ACCESS SHARE"}
+    assert run["lock_timeout"] == "0"
+    assert locks.evidence["revisions"]["a"]["locks"] == []  # creating a table blocks nobody
+    others = {k: v for k, v in statuses(report).items() if k not in ("lock_safety", "tenant_isolation")}
+    assert set(others.values()) == {VERIFIED}
+
+
+@pytest.mark.parametrize("env", ["per_migration", "generic", "env_var"])
+def test_locks_are_seen_whatever_the_env_py(pg_server, tmp_path, env):
+    # env.py may commit per migration, or build its own engine from alembic.ini or from an
+    # environment variable instead of using the connection the harness hands it.
+    revisions = [ACCOUNTS, Rev("b", down="a", upgrade='op.add_column("accounts", sa.Column("x", sa.Integer()))',
+                               downgrade='op.drop_column("accounts", "x")')]
+    ini = make_project(tmp_path, revisions, env=env)
+    settings = load_settings(ini, env_var=ENV_VAR_NAME if env == "env_var" else None)
+    report = build_report(settings, server=pg_server, **SMALL)
+    locks = section(report, "lock_safety").evidence["revisions"]["b"]
+    assert [lock["mode"] for lock in locks["locks"]] == ["ACCESS EXCLUSIVE"]
+    assert locks["probe"]["outcome"] == "waits"
+    assert statuses(report)["rollback"] == VERIFIED
+
+
+def test_lock_timeout_makes_the_same_migration_fail_fast(pg_server, tmp_path):
+    revisions = [ACCOUNTS, Rev("b", down="a", upgrade='''
+        op.execute("SET LOCAL lock_timeout = '200ms'")
+        op.add_column("accounts", sa.Column("x", sa.Integer()))
+    ''', downgrade='op.drop_column("accounts", "x")')]
+    report = report_on(tmp_path, pg_server, revisions)
+    locks = section(report, "lock_safety")
+    assert locks.status == VERIFIED
+    probe = locks.evidence["revisions"]["b"]["probe"]
+    assert probe["outcome"] == "fails fast" and probe["waited_s"] < 1.0
+    assert "lock timeout" in probe["error"]
+
+
+def test_lock_timeout_set_in_env_py_counts(pg_server, tmp_path):
+    env_py = ENV_SHAPES["cookbook"].replace(
+        "    with context.begin_transaction():\n",
+        "    with context.begin_transaction():\n        context.execute(\"SET LOCAL lock_timeout = '200ms'\")\n",
+    )
+    revisions = [ACCOUNTS, Rev("b", down="a", upgrade='op.create_index("ix_amount", "accounts", ["amount"])',
+                               downgrade='op.drop_index("ix_amount", "accounts")')]
+    ini = make_project(tmp_path, revisions, env_py=env_py)
+    locks = section(build_report(load_settings(ini), server=pg_server, **SMALL), "lock_safety")
+    assert locks.status == VERIFIED
+    run = locks.evidence["revisions"]["b"]
+    assert [(lock["mode"], lock["blocks"]) for lock in run["locks"]] == [("SHARE", "writes")]
+    assert run["lock_timeout"] == "200ms"
+    assert run["probe"]["held"] == {"public.accounts": "ROW EXCLUSIVE"}  # a writer's lock
+    assert run["probe"]["outcome"] == "fails fast"
+
+
+def test_restore_that_fails(pg_server, tmp_path):
+    # A CHECK calling a function that reads a table without naming its schema: fine in the
+    # application's search_path, broken in pg_restore's empty one.
+    revisions = [Rev("a", upgrade='''
+        op.execute("CREATE TABLE limits (id int PRIMARY KEY)")
+        op.execute("CREATE FUNCTION within_limits(v int) RETURNS boolean LANGUAGE sql STABLE"
+                   " AS 'SELECT v > (SELECT min(id) - 1000000 FROM limits)'")
+        op.execute("CREATE TABLE items (id int PRIMARY KEY, v int CHECK (within_limits(v)))")
+    ''', downgrade='''
+        op.execute("DROP TABLE items")
+        op.execute("DROP FUNCTION within_limits(int)")
+        op.execute("DROP TABLE limits")
+    ''')]
+    report = report_on(tmp_path, pg_server, revisions)
+    backup = section(report, "backup_restore")
+    assert backup.status == VIOLATED
+    assert backup.evidence["pg_restore_exit"] != 0
+    assert any('relation "limits" does not exist' in line for line in backup.evidence["errors"])
+    assert "public.items" in backup.evidence["data_differences"]
+    assert statuses(report)["rollback"] == VERIFIED
+
+
+ONE_WAY = [ACCOUNTS, Rev("b", down="a", upgrade='op.execute("UPDATE accounts SET note = upper(note)")',
+                         downgrade='raise NotImplementedError("upper-casing cannot be undone")')]
+
+
+def test_downgrade_that_fails(pg_server, tmp_path):
+    report = report_on(tmp_path, pg_server, ONE_WAY, settings={"data_migrations": ("b",)})
+    rollback = section(report, "rollback")
+    assert rollback.status == VIOLATED
+    assert rollback.evidence["problems"].keys() == {"b"}
+    assert "NotImplementedError: upper-casing cannot be undone" in rollback.summary
+    assert "b_.py:16" in rollback.body  # the line of the downgrade that raised
+    assert "1. `b` Revision b.: downgrade fails" in rollback.body
+    assert section(report, "reversibility").status == VIOLATED
+
+
+def test_declared_irreversible_revision_is_not_downgraded(pg_server, tmp_path):
+    report = report_on(tmp_path, pg_server, ONE_WAY, settings={
+        "data_migrations": ("b",), "irreversible": {"b": "upper-casing is lossy"}})
+    rollback = section(report, "rollback")
+    assert rollback.status == VERIFIED
+    assert "declared irreversible, never downgraded: b (upper-casing is lossy)" in rollback.summary
+    assert "cannot be rolled back, declared irreversible" in rollback.body
+    assert section(report, "reversibility").status == VERIFIED
+    # Changing every row on purpose is still reported, as a declared data migration.
+    assert section(report, "destructive_operations").status == VERIFIED
+    assert "b (declared in data_migrations) | UPDATE" in section(report, "destructive_operations").body
+
+
+def test_multiple_heads(pg_server, tmp_path):
+    report = report_on(tmp_path, pg_server, [*chain("a", "b"), Rev("c", down="a")])
+    graph = section(report, "dependency_graph")
+    assert graph.status == VIOLATED
+    assert graph.evidence["heads"] == ["b", "c"] and graph.evidence["branch_points"] == {"a": ["b", "c"]}
+    assert "alembic merge heads" in graph.summary
+
+
+def test_migration_past_the_statement_timeout(pg_server, tmp_path):
+    revisions = [ACCOUNTS, Rev("b", down="a", upgrade='op.execute("SELECT pg_sleep(2)")', downgrade="pass")]
+    report = report_on(tmp_path, pg_server, revisions, settings={"statement_timeout_ms": 300})
+    timing = section(report, "statement_time")
+    assert timing.status == VIOLATED
+    assert "b" in timing.evidence["problems"]
+    assert set(timing.evidence["revisions"]["a"]["seconds"]) == {"upgrade", "downgrade", "upgrade again"}
+    assert timing.evidence["revisions"]["b"]["seconds"]["upgrade"] < 1  # stopped at 300 ms
+
+
+def test_missing_expected_object_and_policy_without_rls(pg_server, tmp_path):
+    revisions = [ACCOUNTS, Rev("b", down="a", upgrade='op.execute("CREATE POLICY own ON accounts USING (true)")',
+                               downgrade='op.execute("DROP POLICY own ON accounts")')]
+    report = report_on(tmp_path, pg_server, revisions,
+                       expected_objects=["table public.accounts", "table public.ledger"])
+    schema = section(report, "schema")
+    assert schema.status == VIOLATED
+    assert schema.evidence["missing"] == ["table public.ledger"]
+    assert schema.evidence["policies_without_rls"] == ["policy own on public.accounts"]
+
+
+def test_tenant_leak(pg_server, tmp_path):
+    revisions = [Rev("a", upgrade='''
+        op.execute("CREATE TABLE tenants (id uuid PRIMARY KEY DEFAULT gen_random_uuid())")
+        for table in ("notes", "secrets"):
+            op.execute(f"CREATE TABLE {table} (id serial PRIMARY KEY,"
+                       " tenant_id uuid NOT NULL REFERENCES tenants, body text)")
+        op.execute("ALTER TABLE notes ENABLE ROW LEVEL SECURITY")
+        op.execute("ALTER TABLE notes FORCE ROW LEVEL SECURITY")
+        op.execute("CREATE POLICY tenant ON notes"
+                   " USING (tenant_id = NULLIF(current_setting('app.tenant', true), '')::uuid)")
+        op.execute("""DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'report_leaky_app') THEN
+                CREATE ROLE report_leaky_app NOLOGIN;
+            END IF;
+        END $$""")
+        op.execute("GRANT SELECT ON notes, secrets TO report_leaky_app")
+    ''', downgrade='op.execute("DROP TABLE notes, secrets, tenants")')]
+    report = report_on(tmp_path, pg_server, revisions)
+    isolation = section(report, "tenant_isolation")
+    assert isolation.status == VIOLATED
+    assert isolation.evidence["setup"] == {"tenant_setting": "app.tenant", "tenant_column": "tenant_id",
+                                           "app_roles": ["report_leaky_app"]}
+    leaks = isolation.evidence["revisions"]["a"]["violations"]
+    assert leaks and all("public.secrets" in v["message"] for v in leaks)
+
+
+def test_a_failing_revision_is_named_by_every_check_that_needed_it(pg_server, tmp_path):
+    report = report_on(tmp_path, pg_server, [Rev("a"), Rev("b", down="a", upgrade='op.execute("SELECT 1/0")',
+                                                       downgrade="pass")])
+    assert statuses(report) == {
+        "schema": VIOLATED, "rollback": VIOLATED, "reversibility": VIOLATED,
+        "destructive_operations": VIOLATED, "credentials": VERIFIED, "dependency_graph": VERIFIED,
+        "lock_safety": VIOLATED, "statement_time": VIOLATED, "backup_restore": NOT_APPLICABLE,
+        "tenant_isolation": NOT_APPLICABLE,
+    }
+    for s in report.sections:
+        if s.status != VERIFIED:
+            assert "DivisionByZero" in s.summary and "b_.py:12" in s.summary, s.key
