@@ -1,31 +1,39 @@
 """The ``harness`` command: argument parsing, output and exit codes over :mod:`harness.commands`.
 
 Exit codes: 0 every property holds, 1 a property is violated, 2 usage, configuration or
-infrastructure error (one line saying why, on stderr).
+infrastructure error (one line saying why, on stderr, before anything else).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, NoReturn, Sequence
 
 from . import commands
 from .errors import HarnessError
-from .failures import write_failure_file
+from .machine import PROFILES
+from .failures import read_failure_file, write_failure_file
+from .progress import coverage_summary
 from .settings import load_settings
 
 EXIT_OK, EXIT_VIOLATED, EXIT_ERROR = 0, 1, 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error says why in its first line (argparse prints usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"harness: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
         result = args.run(args)
     except HarnessError as exc:
@@ -41,14 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print("harness: set HARNESS_DEBUG=1 for the traceback", file=sys.stderr)
         return EXIT_ERROR
-    return _finish(result, args)
+    return result if isinstance(result, int) else _finish(result, args)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="harness", description="Execute Alembic migrations on real PostgreSQL and prove them safe."
     )
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help: str, run) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
@@ -61,9 +69,10 @@ def _parser() -> argparse.ArgumentParser:
 
     walk = command("walk", "the random walk over the revision graph", _walk)
     _project_options(walk)
-    walk.add_argument("--profile", choices=["dev", "ci", "nightly"], default="ci")
+    walk.add_argument("--profile", choices=list(PROFILES), default=os.environ.get("HARNESS_PROFILE", "ci"),
+                      help="budget: dev (seconds), ci (minutes, default), nightly (hours)")
     walk.add_argument("--seed", type=int, help="the seed of a previous walk, to repeat it")
-    walk.add_argument("--max-examples", type=int, metavar="N")
+    walk.add_argument("--max-examples", type=int, metavar="N", help="examples (fresh databases) to walk")
     walk.add_argument("--steps", type=int, metavar="N", help="steps per example")
 
     sweep = command("sweep", "every revision up, down and up again, all invariants checked", _sweep)
@@ -74,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     replay = command("replay", "run a recorded failure again; exit 0 once it is fixed", _replay)
     replay.add_argument("failure_file", type=Path, metavar="FAILURE.json")
     replay.add_argument("-c", "--config", type=Path, help="alembic.ini (default: the recorded one)")
+    replay.add_argument("--report", metavar="PATH", type=Path, help="write a markdown summary")
+
+    report = command("report", "the migration safety verification document, from what ran", _report)
+    report.add_argument("-c", "--config", type=Path, default=Path("alembic.ini"), help="alembic.ini")
+    report.add_argument("-o", "--output", type=Path, metavar="FILE.md", help="write the markdown here")
     return parser
 
 
@@ -81,6 +95,7 @@ def _project_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", type=Path, default=Path("alembic.ini"), help="alembic.ini")
     p.add_argument("--failures-dir", type=Path, metavar="DIR",
                    help="where failure files go (default: .harness/failures beside alembic.ini)")
+    p.add_argument("--report", metavar="PATH", type=Path, help="write a markdown summary")
 
 
 def _settings(args: argparse.Namespace, ini: Path | None):
@@ -89,10 +104,9 @@ def _settings(args: argparse.Namespace, ini: Path | None):
 
 def _walk(args: argparse.Namespace) -> commands.RunResult:
     settings = _settings(args, args.config)
-    project_dir = Path(settings.alembic_ini).parent
     return commands.walk(
         settings, profile=args.profile, seed=args.seed, max_examples=args.max_examples,
-        steps=args.steps, database_dir=project_dir / ".harness" / "examples",
+        steps=args.steps, database_dir=Path(settings.alembic_ini).parent / ".harness" / "examples",
     )
 
 
@@ -101,36 +115,50 @@ def _sweep(args: argparse.Namespace) -> commands.RunResult:
 
 
 def _replay(args: argparse.Namespace) -> commands.RunResult:
-    from .failures import read_failure_file
-
     _, recorded_ini = read_failure_file(args.failure_file)
     return commands.replay(args.failure_file, _settings(args, args.config or recorded_ini))
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    report = build_report(_settings(args, args.config), command=f"harness report -c {args.config}")
+    _write(args.output, report.to_markdown())
+    _write(args.json, _json(report.to_json()))
+    if args.output is None:
+        print(report.to_markdown())
+    print(report.summary_line())
+    return EXIT_OK if report.ok else EXIT_VIOLATED
+
+
 def _finish(result: commands.RunResult, args: argparse.Namespace) -> int:
     out = sys.stdout
-    ini = getattr(args, "config", None)
-    failures_dir = getattr(args, "failures_dir", None) or (
-        Path(ini).resolve().parent / ".harness" / "failures" if ini else None
-    )
+    ini = Path(args.config).resolve() if args.config else None
+    failures_dir = getattr(args, "failures_dir", None) or (ini.parent / ".harness" / "failures" if ini else None)
     for failure in result.failures:
         print(failure.render(), file=out)
         if failures_dir is not None and result.command != "replay":
-            digest = hashlib.sha1(json.dumps(failure.to_json(), sort_keys=True, default=str).encode()).hexdigest()[:10]
-            first = failure.violations[0]
-            path = write_failure_file(
-                failures_dir / f"{first.property}-{first.revision or 'none'}-{digest}.json",
-                failure, Path(ini).resolve() if ini else None,
-            )
+            path = write_failure_file(failures_dir, failure, ini)
             print(f"\nFailure file: {path}\nReplay it:    harness replay {path}", file=out)
         print("", file=out)
     for revision, reason in result.not_reached.items():
         print(f"not reached: {revision}: {reason}", file=out)
+    if result.command == "walk":
+        print("\n".join(coverage_summary(result.coverage)), file=out)
     print(_summary(result), file=out)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    _write(args.json, _json(result.to_json()))
+    _write(args.report, result.to_markdown())
     return EXIT_OK if result.ok else EXIT_VIOLATED
+
+
+def _json(document: Any) -> str:
+    return json.dumps(document, indent=2, default=str) + "\n"
+
+
+def _write(path: Path | None, text: str) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
 
 
 def _summary(result: commands.RunResult) -> str:

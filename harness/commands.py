@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -51,6 +52,20 @@ class RunResult:
             "duration_s": round(self.duration_s, 3),
         }
 
+    def to_markdown(self) -> str:
+        """A short document of the run, for a CI artifact or a pull-request comment."""
+        from .progress import coverage_summary
+
+        verdict = "every property holds" if self.ok else f"{len(self.violations)} violation(s)"
+        seed = f", seed `{self.seed}`" if self.seed is not None else ""
+        lines = [f"# harness {self.command}: {verdict}", "",
+                 f"{self.duration_s:.1f} s{seed}.", ""]
+        for failure in self.failures:
+            lines += ["```text", failure.render(), "```", ""]
+        lines += [f"- not reached: `{rev}`: {why}" for rev, why in self.not_reached.items()]
+        lines += ["## Coverage", "", "```text", *coverage_summary(self.coverage), "```", ""]
+        return "\n".join(lines)
+
 
 def walk(
     settings: Settings,
@@ -62,18 +77,32 @@ def walk(
     overrides: Any = None,
     database_dir: Path | None = None,
     server: Server | None = None,
+    progress: bool | None = None,
 ) -> RunResult:
-    """The random walk: Hypothesis chooses steps and rows; every failure comes back shrunk."""
-    from .machine import run_walk
+    """The random walk: Hypothesis chooses steps and rows; every failure comes back shrunk.
 
+    Without ``seed`` a fresh one is drawn and failures saved in ``database_dir`` run first;
+    with one, the walk is that seed's walk exactly. ``progress``: a live line on stderr
+    (None: only when stderr is a terminal).
+    """
+    from .machine import run_walk
+    from .progress import Progress
+
+    replay_saved = seed is None
     seed = random.getrandbits(32) if seed is None else seed
+    budget = {"--profile": profile, "--max-examples": max_examples, "--steps": steps}
+    command = f"harness walk -c {settings.alembic_ini} --seed {seed}" + "".join(
+        f" {option} {value}" for option, value in budget.items() if value is not None
+    )
     with _timed_session(settings, server) as (session, started):
         outcome = run_walk(
             session, seed_value=seed, profile=profile, max_examples=max_examples, steps=steps,
-            overrides=overrides, database_dir=database_dir,
+            overrides=overrides, database_dir=database_dir, replay_saved=replay_saved,
+            progress=Progress(list(session.project.graph.revisions), enabled=progress),
         )
         failures = [
-            Failure(f.violations, frozenset(), f.steps, _reproduce(seed, f)) for f in outcome.failures
+            Failure(f.violations, frozenset(), f.steps, _reproduce(seed, profile, command, f))
+            for f in outcome.failures
         ]
         return _result("walk", session, started, failures, seed=seed)
 
@@ -117,13 +146,15 @@ def _timed_session(settings: Settings, server: Server | None) -> Iterator[tuple[
 
 
 def _result(command: str, session: Session, started: float, failures: list[Failure], **extra: Any) -> RunResult:
-    coverage = session.coverage.to_json(list(session.project.graph.revisions))
+    coverage = session.coverage.to_json(list(session.project.graph.revisions), session.settings.irreversible)
     return RunResult(command, failures, coverage, time.perf_counter() - started, **extra)
 
 
-def _reproduce(seed: int, failure: BaseException) -> dict[str, Any]:
-    found = {"seed": seed, "command": f"harness walk --seed {seed}"}
+def _reproduce(seed: int, profile: str, command: str, failure: BaseException) -> dict[str, Any]:
+    """The ways back to a walk's failure: its seed (CLI or pytest) and Hypothesis's blob."""
+    found = {"seed": seed, "command": command,
+             "pytest": f"pytest --hypothesis-seed={seed} --harness-profile={profile}"}
     for note in getattr(failure, "__notes__", ()):
-        if "@reproduce_failure" in note:
-            found["blob"] = note.strip()
+        if blob := re.search(r"@reproduce_failure\(.*?\)", note):
+            found["blob"] = blob.group(0)
     return found

@@ -9,6 +9,7 @@ same steps on a fresh database -- no generator, no seed, no Hypothesis version i
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -67,14 +68,22 @@ class Failure:
         lines += ["", "Steps that reproduce it (from an empty database):"]
         lines += [f"  {command}" for command in self.commands()]
         if self.reproduce:
-            lines += ["", "Reproduce: " + ", ".join(f"{k}: {v}" for k, v in self.reproduce.items())]
+            lines += ["", "Found again by:"] + [f"  {k}: {v}" for k, v in self.reproduce.items()]
         return "\n".join(lines)
 
 
-def write_failure_file(path: Path, failure: Failure, alembic_ini: Path | None) -> Path:
-    """Write the file ``harness replay`` runs."""
+def write_failure_file(directory: Path, failure: Failure, alembic_ini: Path | None) -> Path:
+    """Write the file ``harness replay`` runs, into ``directory``; returns its path.
+
+    The name says what broke where and ends with a digest of the steps and violations, so that
+    the same failure found twice (by other seeds too) overwrites its file instead of piling up.
+    """
     document = {"format": FORMAT, "alembic_ini": str(alembic_ini) if alembic_ini else None,
                 **failure.to_json()}
+    found = {k: v for k, v in document.items() if k != "reproduce"}
+    digest = hashlib.sha1(json.dumps(found, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    first = failure.violations[0]
+    path = Path(directory) / f"{first.property}-{first.revision or 'none'}-{digest}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return path

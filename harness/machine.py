@@ -5,14 +5,19 @@ allows) so that shrinking can drop any step. The machine never checks anything i
 :class:`~harness.trial.Trial` runs the step and returns violations; the first violations of an
 example become a failure whose exception type is made per (property, revision), so that Hypothesis
 tells distinct defects apart and shrinks and reports each of them, instead of only the first.
+
+Anything else a rule raises (an unreachable server, a bug in the harness) is not a finding:
+it stops the walk at once, as a :class:`WalkStopped` that Hypothesis neither retries nor shrinks
+-- shrinking an infrastructure error replays the walk for minutes and proves nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis import strategies as st
@@ -20,6 +25,8 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from . import seeding
+from .errors import HarnessError
+from .progress import Progress
 from .session import Session
 from .trial import LoggedStep, Trial
 from .violations import Violation
@@ -50,6 +57,32 @@ class PropertyViolated(AssertionError):
         super().__init__("\n".join(lines))
 
 
+class WalkStopped(BaseException):
+    """Carries a rule's non-finding error past Hypothesis, which only catches ``Exception``."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _stops_walk(rule_body: Callable[..., None]) -> Callable[..., None]:
+    """A rule that lets violations through to Hypothesis, stops the walk on anything else, and
+    moves the progress line after every step."""
+
+    @functools.wraps(rule_body)
+    def run(self: RuleBasedStateMachine, **kwargs: Any) -> None:
+        try:
+            rule_body(self, **kwargs)
+        except PropertyViolated:
+            raise
+        except Exception as exc:
+            raise WalkStopped(exc) from exc
+        finally:
+            self.progress.step(self.session.coverage)
+
+    return run
+
+
 _failure_types: dict[tuple[str, str | None], type[PropertyViolated]] = {}
 
 
@@ -62,39 +95,59 @@ def _failure_type(violation: Violation) -> type[PropertyViolated]:
     return _failure_types[key]
 
 
-def build_machine(session: Session, overrides: seeding.Overrides | None = None) -> type[RuleBasedStateMachine]:
+def build_machine(
+    session: Session, overrides: seeding.Overrides | None = None, progress: Progress | None = None,
+) -> type[RuleBasedStateMachine]:
     """A state machine class walking ``session``'s project; one trial per example."""
+    progress = progress or Progress(list(session.project.graph.revisions), enabled=False)
     graph = session.project.graph
     exclude = (session.project.version_table,)
-    jump_targets = ["heads", "base", *graph.revisions]
+    jump_targets = {target: graph.state_at(target) for target in ("heads", "base", *graph.revisions)}
 
     class MigrationWalk(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.trial = Trial(session)
+            self.session, self.progress = session, progress
+            try:
+                self.trial = Trial(session)
+            except Exception as exc:
+                raise WalkStopped(exc) from exc
+            progress.example(session.coverage)
 
         @precondition(lambda self: graph.upgrade_moves(self.trial.state))
         @rule(data=st.data())
+        @_stops_walk
         def upgrade(self, data: st.DataObject) -> None:
             revision = data.draw(st.sampled_from(graph.upgrade_moves(self.trial.state)), label="revision")
             self._check(self.trial.upgrade(revision))
 
         @precondition(lambda self: graph.downgrade_moves(self.trial.state))
         @rule(data=st.data())
+        @_stops_walk
         def downgrade(self, data: st.DataObject) -> None:
             revision = data.draw(st.sampled_from(graph.downgrade_moves(self.trial.state)), label="revision")
             self._check(self.trial.downgrade(revision))
 
+        def jumps(self) -> list[str]:
+            """Targets a jump would move to; a jump to where the walk stands does nothing but
+            cost a check, and shrinking spends minutes failing to remove such steps."""
+            return [t for t, reached in jump_targets.items() if reached != self.trial.state]
+
+        @precondition(lambda self: self.jumps())
         @rule(data=st.data())
+        @_stops_walk
         def jump(self, data: st.DataObject) -> None:
-            target = data.draw(st.sampled_from(jump_targets), label="target")
+            target = data.draw(st.sampled_from(self.jumps()), label="target")
             applied = graph.applied(self.trial.state)
             if target == "heads" or (target != "base" and target not in applied):
                 self._check(self.trial.jump("upgrade", target))
             else:
                 self._check(self.trial.jump("downgrade", target))
 
+        # At base there is nothing to insert into: a seed step there would be a wasted step.
+        @precondition(lambda self: self.trial.state)
         @rule(data=st.data())
+        @_stops_walk
         def seed_rows(self, data: st.DataObject) -> None:
             state = self.trial.state
 
@@ -102,7 +155,7 @@ def build_machine(session: Session, overrides: seeding.Overrides | None = None) 
                 catalog = session.per_state(
                     "catalog", state, lambda: seeding.read_catalog(conn, exclude=exclude)
                 )
-                return seeding.seed_rows(conn, data.draw, catalog, overrides=overrides).inserted
+                return seeding.seed_rows(conn, data.draw, catalog, overrides=overrides).records
 
             self._check(self.trial.seed(insert))
 
@@ -133,28 +186,42 @@ def run_walk(
     steps: int | None = None,
     overrides: seeding.Overrides | None = None,
     database_dir: Path | None = None,
-    quiet: bool = True,
+    replay_saved: bool = True,
+    progress: Progress | None = None,
 ) -> WalkOutcome:
-    """Walk the project's graph with Hypothesis; failures are returned, not raised."""
+    """Walk the project's graph with Hypothesis; failures are returned, not raised.
+
+    Failures are saved in ``database_dir`` and, with ``replay_saved``, the saved ones run first
+    (a failure found at night comes back first in the morning). Repeating a walk by its seed
+    turns that off: the examples saved since would run first and make it another walk.
+    The explain phase is left out: it re-runs the failure under a tracer to name the lines only
+    failing examples ran -- lines of Alembic and psycopg here, slowly, and of no use to anyone.
+    Hypothesis prints nothing (its ``ci`` profile, loaded under ``CI=true``, is overridden
+    here field by field); everything it would say comes back in the failures.
+    """
+    if profile not in PROFILES:
+        raise HarnessError(f"unknown profile {profile!r}", hint=f"one of {', '.join(PROFILES)}")
     budget = dict(PROFILES[profile])
     if max_examples is not None:
         budget["max_examples"] = max_examples
     if steps is not None:
         budget["stateful_step_count"] = steps
-    machine = build_machine(session, overrides)
+    machine = build_machine(session, overrides, progress)
     run_settings = settings(
         **budget,
         deadline=None,
         derandomize=False,
         database=DirectoryBasedExampleDatabase(str(database_dir)) if database_dir else None,
         suppress_health_check=list(HealthCheck),
-        verbosity=Verbosity.quiet if quiet else Verbosity.normal,
+        verbosity=Verbosity.quiet,
         report_multiple_bugs=True,
-        phases=list(Phase),
+        phases=[p for p in Phase if p is not Phase.explain and (replay_saved or p is not Phase.reuse)],
         print_blob=True,
     )
     try:
         run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
+    except WalkStopped as stopped:
+        raise stopped.error from None
     except PropertyViolated as failure:
         return WalkOutcome(seed_value, [failure])
     except BaseExceptionGroup as group:
@@ -162,6 +229,9 @@ def run_walk(
         if rest is not None:
             raise rest from None
         return WalkOutcome(seed_value, list(_leaves(matched)))
+    finally:
+        if progress is not None:
+            progress.done()
     return WalkOutcome(seed_value, [])
 
 
