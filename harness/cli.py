@@ -88,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     report = command("report", "the migration safety verification document, from what ran", _report)
     report.add_argument("-c", "--config", type=Path, default=Path("alembic.ini"), help="alembic.ini")
     report.add_argument("-o", "--output", type=Path, metavar="FILE.md", help="write the markdown here")
+    report.add_argument("--rows-per-table", type=int, default=200, metavar="N",
+                        help="rows in each table of the seeded databases")
+    report.add_argument("--walk-examples", type=int, default=10, metavar="N",
+                        help="examples of the tenant isolation walk (0 skips it)")
     return parser
 
 
@@ -122,7 +126,9 @@ def _replay(args: argparse.Namespace) -> commands.RunResult:
 def _report(args: argparse.Namespace) -> int:
     from .report import build_report
 
-    report = build_report(_settings(args, args.config), command=f"harness report -c {args.config}")
+    command = f"harness report -c {args.config}" + (f" -o {args.output}" if args.output else "")
+    report = build_report(_settings(args, args.config), rows_per_table=args.rows_per_table,
+                          walk_examples=args.walk_examples, command=command)
     _write(args.output, report.to_markdown())
     _write(args.json, _json(report.to_json()))
     if args.output is None:
