@@ -1,0 +1,1 @@
+"""Benchmarks of the harness against the floor and the alternatives: ``python -m benchmarks``."""

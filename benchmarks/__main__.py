@@ -1,0 +1,280 @@
+"""The benchmark suite: the harness against the floor, against pytest-alembic, and by scale.
+
+    .venv/bin/python -m benchmarks [--revisions 50 100 200 400] [--compare-at 100] [--quick]
+
+Never a timed test: a script run by hand, whose figures go to the README. Everything runs on one
+embedded server started here, and every ratio compares two runs on that same server, so the load
+of the machine (recorded with the results) shifts the seconds more than the ratios.
+
+Sections:
+- scale: for each generated history (:mod:`benchmarks.histories`), the floor (Alembic alone,
+  :mod:`benchmarks.floor`) and ``harness sweep``; seconds, the ratio, and the cost per revision,
+  which must stay flat (linear growth) rather than grow with the history (quadratic).
+- alternative: pytest-alembic's two round-trip tests on the ``--compare-at`` history.
+- profile: where the sweep's time goes on that history, by the harness's own parts.
+- walk: migration steps per second on the bundled history, and the cost of a fresh example.
+- snapshot: ``take_snapshot`` against the number of tables (see ``bench_snapshot.py``).
+- server: starting and stopping the embedded server, the fixed cost of every run.
+
+A section that fails (say, a walk that finds a defect while others change the harness) is
+reported as such and the others still run: one broken section must not cost a long run's figures.
+
+Results are printed as a table and written as JSON (``docs/speed.json``) with a plot
+(``docs/speed.svg``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import pstats
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import psycopg
+
+from harness.commands import sweep, walk
+from harness.server import Server, open_server
+from harness.session import Session
+from harness.settings import Settings, load_settings
+from harness.snapshot import take_snapshot
+from harness.trial import Trial
+
+from . import alternative
+from .bench_snapshot import schema
+from .floor import run_floor
+from .histories import write_history
+from .plot import line_chart
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_INI = ROOT / "alembic.ini"
+
+PARTS = {
+    "schema snapshots": ("harness/snapshot/catalog.py", "take_snapshot"),
+    "migration steps (env.py runs)": ("harness/runner.py", "_execute"),
+    "row captures (data check)": ("harness/invariants/data.py", "capture_rows"),
+    "isolation checks": ("harness/invariants/isolation.py", "check_isolation"),
+    "schema diffs": ("harness/snapshot/diff.py", "diff_snapshots"),
+    "clone databases": ("harness/server/base.py", "create_database"),
+    "drop databases": ("harness/server/base.py", "drop_database"),
+}
+"""The sweep's parts whose cumulative time the profile reports (none calls another)."""
+
+
+def median_of(repeat: int, action: Callable[[], float]) -> float:
+    return statistics.median(action() for _ in range(repeat))
+
+
+def timed_sweep(server: Server, ini: Path) -> float:
+    started = time.perf_counter()
+    result = sweep(load_settings(ini), server=server)
+    elapsed = time.perf_counter() - started
+    if not result.ok:
+        raise RuntimeError(f"the sweep of {ini} found something: {[v.headline() for v in result.violations]}")
+    return elapsed
+
+
+def floor_on_fresh_database(server: Server, ini: Path) -> float:
+    with server.scratch() as database:
+        return run_floor(ini, database.sqlalchemy_url("psycopg"))
+
+
+def bench_scale(server: Server, work: Path, sizes: list[int], repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    for n in sizes:
+        ini = write_history(work / f"history-{n}", n)
+        floor = median_of(repeat, lambda: floor_on_fresh_database(server, ini))
+        swept = timed_sweep(server, ini)
+        rows.append({"revisions": n, "floor_s": floor, "sweep_s": swept, "ratio": swept / floor,
+                     "sweep_ms_per_revision": swept / n * 1000})
+        print(f"  {n:>4} revisions: floor {floor:7.2f} s  sweep {swept:7.2f} s  x{swept / floor:5.1f}", flush=True)
+    return rows
+
+
+def bench_alternative(server: Server, work: Path, n: int) -> dict[str, Any]:
+    """pytest-alembic, then the sweep right after it, so both run under the same load."""
+    ini = write_history(work / f"history-{n}", n)
+    python = alternative.environment()
+    with server.scratch() as database:
+        took = alternative.run_pytest_alembic(python, ini, database.sqlalchemy_url("psycopg"))
+    sweep_s = timed_sweep(server, ini)
+    return {"revisions": n, "tool": alternative.PYTEST_ALEMBIC, "tests": list(alternative.TESTS),
+            "pytest_alembic_s": took, "sweep_s": sweep_s, "ratio": sweep_s / took}
+
+
+def bench_profile(server: Server, work: Path, n: int) -> dict[str, Any]:
+    """Shares of the sweep's time by part, from cProfile's cumulative times (which inflate it)."""
+    ini = write_history(work / f"history-{n}", n)
+    profile = cProfile.Profile()
+    profile.enable()
+    timed_sweep(server, ini)
+    profile.disable()
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    total = max(cumulative for (_, _, _, cumulative, _) in stats.values())
+    parts = {}
+    for label, (path, function) in PARTS.items():
+        parts[label] = sum(
+            cumulative for (filename, _, name), (_, _, _, cumulative, _) in stats.items()
+            if filename.endswith(path) and name == function
+        )
+    parts["everything else"] = total - sum(parts.values())
+    return {"revisions": n, "profiled_s": total, "shares": {k: v / total for k, v in parts.items()}}
+
+
+def bench_walk(server: Server, examples: int) -> dict[str, Any]:
+    settings = load_settings(BUNDLED_INI)
+    started = time.perf_counter()
+    result = walk(settings, profile="dev", seed=20261115, server=server)
+    took = time.perf_counter() - started
+    steps = result.coverage["steps"]
+    session = Session(settings, server)
+    try:
+        session.references.template(frozenset())
+
+        def fresh_example() -> float:
+            started = time.perf_counter()
+            Trial(session).close()
+            return time.perf_counter() - started
+
+        fresh = [fresh_example() for _ in range(examples)]
+    finally:
+        session.close()
+    return {"profile": "dev", "walk_s": took, "migration_steps": steps, "steps_per_s": steps / took,
+            "fresh_example_ms": statistics.median(fresh) * 1000,
+            "fresh_example_p90_ms": sorted(fresh)[int(len(fresh) * 0.9)] * 1000}
+
+
+def bench_snapshots(server: Server, tables: list[int], repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    for count in tables:
+        with server.scratch() as database:
+            with psycopg.connect(database.dsn, autocommit=True) as conn:
+                conn.execute(schema(count))
+                warm = []
+                for _ in range(repeat):
+                    started = time.perf_counter()
+                    take_snapshot(conn)
+                    warm.append(time.perf_counter() - started)
+            cold = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                with psycopg.connect(database.dsn, autocommit=True) as conn:
+                    take_snapshot(conn)
+                cold.append(time.perf_counter() - started)
+        rows.append({"tables": count, "cold_ms": statistics.median(cold) * 1000,
+                     "warm_ms": statistics.median(warm) * 1000})
+    return rows
+
+
+def bench_server(repeat: int) -> dict[str, Any]:
+    def start_and_stop() -> float:
+        started = time.perf_counter()
+        with open_server(Settings()) as server:
+            server.admin.execute("SELECT 1")
+        return time.perf_counter() - started
+
+    times = [start_and_stop() for _ in range(repeat)]
+    return {"start_stop_ms": statistics.median(times) * 1000, "runs": repeat}
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [f"PostgreSQL {results['machine']['postgresql']}, {results['machine']['cpus']} CPUs, "
+             f"load {results['machine']['load_before']} before, {results['machine']['load_after']} after"]
+    if isinstance(results.get("scale"), list):
+        lines += ["", "| revisions | floor (s) | sweep (s) | sweep / floor | sweep ms per revision |",
+                  "|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['revisions']} | {r['floor_s']:.2f} | {r['sweep_s']:.2f} | {r['ratio']:.1f}x | "
+                  f"{r['sweep_ms_per_revision']:.0f} |" for r in results["scale"]]
+    if results.get("alternative") and "error" not in results["alternative"]:
+        a = results["alternative"]
+        lines += ["", f"pytest-alembic ({a['tool']}, {' + '.join(a['tests'])}) on {a['revisions']} revisions: "
+                      f"{a['pytest_alembic_s']:.2f} s; harness sweep {a['sweep_s']:.2f} s = {a['ratio']:.2f}x"]
+    if results.get("profile") and "error" not in results["profile"]:
+        p = results["profile"]
+        lines += ["", f"Where the sweep's time goes ({p['revisions']} revisions, cProfile, "
+                      f"{p['profiled_s']:.1f} s profiled):"]
+        lines += [f"  {share * 100:5.1f} %  {label}" for label, share in
+                  sorted(p["shares"].items(), key=lambda item: -item[1])]
+    if results.get("walk") and "error" not in results["walk"]:
+        w = results["walk"]
+        lines += ["", f"walk (bundled history, profile {w['profile']}): {w['migration_steps']} migration steps "
+                      f"in {w['walk_s']:.1f} s = {w['steps_per_s']:.1f} steps/s; fresh example "
+                      f"{w['fresh_example_ms']:.1f} ms median, {w['fresh_example_p90_ms']:.1f} ms p90"]
+    if results.get("snapshot") and "error" not in results["snapshot"]:
+        lines += ["", "| tables | snapshot, new connection (ms) | snapshot, warm connection (ms) |",
+                  "|---:|---:|---:|"]
+        lines += [f"| {r['tables']} | {r['cold_ms']:.0f} | {r['warm_ms']:.0f} |" for r in results["snapshot"]]
+    if results.get("server") and "error" not in results["server"]:
+        lines += ["", f"embedded server start + stop: {results['server']['start_stop_ms']:.0f} ms median"]
+    lines += [f"\n{name}: FAILED: {entry['error']}" for name, entry in results.items()
+              if isinstance(entry, dict) and "error" in entry]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any]) -> str:
+    scale = results["scale"]
+    series = {
+        "harness sweep": [(r["revisions"], r["sweep_s"]) for r in scale],
+        "floor (Alembic alone, up/down/up)": [(r["revisions"], r["floor_s"]) for r in scale],
+    }
+    if results.get("alternative") and "error" not in results["alternative"]:
+        a = results["alternative"]
+        series["pytest-alembic (2 tests)"] = [(a["revisions"], a["pytest_alembic_s"])]
+    return line_chart("Sweep time by history length", "revisions", "seconds", series)
+
+
+def section(results: dict[str, Any], name: str, skip: list[str], run: Callable[[], Any]) -> None:
+    """Run one section into ``results[name]``; a failure is recorded, not raised."""
+    if name in skip:
+        return
+    print(name, flush=True)
+    try:
+        results[name] = run()
+    except Exception as exc:  # noqa: BLE001 - recorded and printed, the other sections still run
+        results[name] = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}
+        print(f"  {name} failed: {results[name]['error']}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--revisions", type=int, nargs="+", default=[50, 100, 200, 400])
+    parser.add_argument("--compare-at", type=int, default=100, help="history length for pytest-alembic and the profile")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per median of the floor and the snapshots (a sweep runs once)")
+    parser.add_argument("--tables", type=int, nargs="+", default=[10, 100, 300])
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["scale", "alternative", "profile", "walk", "snapshot", "server"])
+    parser.add_argument("--quick", action="store_true", help="50 and 100 revisions, one run each, no profile")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "speed.json")
+    args = parser.parse_args()
+    if args.quick:
+        args.revisions, args.repeat, args.skip = [50, 100], 1, [*args.skip, "profile"]
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                           "load_before": [round(x, 2) for x in os.getloadavg()]}}
+    with open_server(Settings()) as server, tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
+        work = Path(tmp)
+        results["machine"]["postgresql"] = server.admin.info.parameter_status("server_version")
+        print(f"PostgreSQL {results['machine']['postgresql']}", flush=True)
+        section(results, "scale", args.skip, lambda: bench_scale(server, work, args.revisions, args.repeat))
+        section(results, "alternative", args.skip, lambda: bench_alternative(server, work, args.compare_at))
+        section(results, "profile", args.skip, lambda: bench_profile(server, work, args.compare_at))
+        section(results, "walk", args.skip, lambda: bench_walk(server, examples=30))
+        section(results, "snapshot", args.skip, lambda: bench_snapshots(server, args.tables, args.repeat * 3))
+    section(results, "server", args.skip, lambda: bench_server(args.repeat * 3))
+    results["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    print()
+    print(render(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    if isinstance(results.get("scale"), list):
+        args.out.with_suffix(".svg").write_text(plot(results))
+    print(f"\nwritten: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
