@@ -47,8 +47,19 @@ class References:
 
     def snapshot(self, state: State) -> Snapshot:
         """The schema every path to ``state`` must produce."""
-        self._build(state)
+        if state not in self._snapshots:
+            self._build(state)
         return self._snapshots[state]
+
+    def adopt(self, state: State, snapshot: Snapshot) -> None:
+        """Take ``snapshot`` as the reference of ``state`` without building its template.
+
+        For a caller that reached ``state`` by its canonical last step from a database already
+        verified equal to the previous state's reference: the schema is the reference's by
+        construction, and the clone, step and snapshot of building it would be spent twice.
+        The template is still built if someone asks for it.
+        """
+        self._snapshots.setdefault(state, snapshot)
 
     def close(self) -> None:
         for name in self._templates.values():

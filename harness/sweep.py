@@ -42,23 +42,40 @@ def run_sweep(
     """Sweep ``revisions`` (all of them by default); one broken revision never hides the next."""
     graph = session.project.graph
     outcome = SweepOutcome([], {})
-    for revision in revisions or graph.revisions:
-        before = _state_before(session, revision)
-        if progress:
-            progress(revision)
-        try:
-            trial = Trial(session, before)
-        except Unreachable as unreachable:
-            outcome.not_reached[revision] = str(unreachable)
-            continue
-        try:
+    trial: Trial | None = None
+    try:
+        for revision in revisions or graph.revisions:
+            before = _state_before(session, revision)
+            if progress:
+                progress(revision)
+            # While every round trip is clean the database stays at the canonical state, so a
+            # linear history is swept on one database; after a finding, or on another branch,
+            # the next revision starts from a clone of its reference instead.
+            if trial is not None and trial.state != before:
+                trial.close()
+                trial = None
+            if trial is None:
+                try:
+                    trial = Trial(session, before)
+                except Unreachable as unreachable:
+                    outcome.not_reached[revision] = str(unreachable)
+                    continue
             irreversible = revision in session.settings.irreversible
-            for move in (trial.upgrade,) if irreversible else (trial.upgrade, trial.downgrade, trial.upgrade):
-                violations = move(revision)
+            moves = [lambda: trial.upgrade(revision, canonical=True)]
+            if not irreversible:
+                moves += [lambda: trial.downgrade(revision), lambda: trial.upgrade(revision)]
+            start_log = len(trial.log)
+            for move in moves:
+                violations = move()
                 if violations:
-                    outcome.findings.append(Finding(tuple(violations), before, tuple(trial.log)))
+                    outcome.findings.append(
+                        Finding(tuple(violations), before, tuple(trial.log[start_log:]))
+                    )
+                    trial.close()
+                    trial = None
                     break
-        finally:
+    finally:
+        if trial is not None:
             trial.close()
     return outcome
 

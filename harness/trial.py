@@ -71,8 +71,17 @@ class Trial:
         self._before_upgrade: dict[tuple[str, State], data.RowsSnapshot] = {}
         session.coverage.states[start] += 1
 
-    def upgrade(self, revision: str) -> list[Violation]:
-        return self._move(LoggedStep("upgrade", revision), lambda: self.runner.run([Step("upgrade", revision)]))
+    def upgrade(self, revision: str, *, canonical: bool = False) -> list[Violation]:
+        """Upgrade one revision.
+
+        ``canonical`` says the database was verified equal to its state's reference and this is
+        the canonical next step: the result then becomes the new state's reference if it has
+        none yet (see :meth:`References.adopt`).
+        """
+        return self._move(
+            LoggedStep("upgrade", revision), lambda: self.runner.run([Step("upgrade", revision)]),
+            canonical=canonical,
+        )
 
     def downgrade(self, revision: str) -> list[Violation]:
         """Downgrade one revision, unless it is marked irreversible (then nothing happens)."""
@@ -111,7 +120,7 @@ class Trial:
         self.conn.close()
         self.session.server.drop_database(self.database.name)
 
-    def _move(self, logged: LoggedStep, run: Callable[[], StepOutcome]) -> list[Violation]:
+    def _move(self, logged: LoggedStep, run: Callable[[], StepOutcome], *, canonical: bool = False) -> list[Violation]:
         before_state = self.state
         rows_before = data.capture_rows(self.conn, exclude=self._exclude)
         outcome = run()
@@ -129,6 +138,8 @@ class Trial:
             return violations
         self._cover(before_state, logged)
         actual = take_snapshot(self.conn, version_table=self.session.project.version_table)
+        if canonical:
+            self.session.references.adopt(self.state, actual)
         try:
             reference = self.session.references.snapshot(self.state)
             before_reference = self.session.references.snapshot(before_state)
@@ -151,6 +162,14 @@ class Trial:
         A jump through a declared data migration is exempt as a whole: its rows cannot be told
         apart from those of the other revisions of the jump.
         """
+        before_up = None
+        if op == "downgrade":
+            if revision is not None:
+                before_up = self._before_upgrade.pop((revision, self.state), None)
+            # A downgrade ends every round trip through what it ran, jumps included: a record
+            # kept past it would later be compared with rows of tables dropped and re-created.
+            for key in [key for key in self._before_upgrade if key[0] in ran]:
+                del self._before_upgrade[key]
         exempt = self.session.settings.data_migrations
         if any(rev in exempt for rev in (revision, *ran) if rev is not None):
             return []
@@ -160,10 +179,8 @@ class Trial:
         )
         if op == "upgrade" and revision is not None:
             self._before_upgrade[(revision, before_state)] = rows_before
-        elif op == "downgrade" and revision is not None:
-            before_up = self._before_upgrade.pop((revision, self.state), None)
-            if before_up is not None:
-                violations += data.check_round_trip(before_up, rows_after, revision=revision)
+        if before_up is not None:
+            violations += data.check_round_trip(before_up, rows_after, revision=revision)
         return violations
 
     def _check_isolation(self, state: State, *, revision: str | None) -> list[Violation]:
