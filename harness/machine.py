@@ -13,11 +13,12 @@ it stops the walk at once, as a :class:`WalkStopped` that Hypothesis neither ret
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis import strategies as st
@@ -40,6 +41,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     "nightly": {"max_examples": 100_000, "stateful_step_count": 60},
 }
 """Budgets by use: a quick look at a desk, minutes in CI, hours at night."""
+
+SHRINK_SECONDS = {"dev": 30, "ci": 60, "nightly": 300}
+"""How long shrinking one failure may take. Every shrink attempt replays migrations (about
+50 ms a step), so Hypothesis's own 300 s bound would cost a CI run five minutes per defect."""
 
 
 class PropertyViolated(AssertionError):
@@ -139,10 +144,15 @@ def build_machine(
         def jump(self, data: st.DataObject) -> None:
             target = data.draw(st.sampled_from(self.jumps()), label="target")
             applied = graph.applied(self.trial.state)
-            if target == "heads" or (target != "base" and target not in applied):
-                self._check(self.trial.jump("upgrade", target))
-            else:
-                self._check(self.trial.jump("downgrade", target))
+            upward = target == "heads" or (target != "base" and target not in applied)
+            direction = "upgrade" if upward else "downgrade"
+            try:
+                graph.plan(direction, target, self.trial.state)
+            except HarnessError:
+                # Alembic itself refuses this move (e.g. down to a revision that the current
+                # head only depends on): no command a person could type, so no step.
+                return
+            self._check(self.trial.jump(direction, target))
 
         # At base there is nothing to insert into: a seed step there would be a wasted step.
         @precondition(lambda self: self.trial.state)
@@ -219,7 +229,8 @@ def run_walk(
         print_blob=True,
     )
     try:
-        run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
+        with _shrink_budget(SHRINK_SECONDS[profile]):
+            run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
     except WalkStopped as stopped:
         raise stopped.error from None
     except PropertyViolated as failure:
@@ -243,3 +254,23 @@ def _leaves(group: BaseExceptionGroup) -> list[PropertyViolated]:
         else:
             found.append(exc)
     return found
+
+
+@contextlib.contextmanager
+def _shrink_budget(seconds: int) -> Iterator[None]:
+    """Bound shrinking to ``seconds``; Hypothesis has no public setting for it.
+
+    It keeps the bound in a module constant of its engine; where a version lacks it, shrinking
+    keeps Hypothesis's own bound.
+    """
+    from hypothesis.internal.conjecture import engine
+
+    previous = getattr(engine, "MAX_SHRINKING_SECONDS", None)
+    if previous is None:
+        yield
+        return
+    engine.MAX_SHRINKING_SECONDS = seconds
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = previous

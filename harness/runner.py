@@ -36,7 +36,7 @@ from sqlalchemy.pool import NullPool
 
 from . import builtin_env
 from .errors import HarnessError
-from .graph import Op, RevisionGraph, State, Step, source_location
+from .graph import Op, RevisionGraph, Step, source_location
 
 if TYPE_CHECKING:
     from alembic.config import Config
