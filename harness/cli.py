@@ -79,6 +79,15 @@ def _parser() -> argparse.ArgumentParser:
     _project_options(sweep)
     sweep.add_argument("--revision", action="append", dest="revisions", metavar="REV",
                        help="sweep only these revisions (repeatable)")
+    sweep.add_argument("--since", metavar="GIT_REF",
+                       help="sweep only the revisions added since this git ref (pull-request mode)")
+
+    baseline = command("baseline", "sweep and accept every finding: fail only on new ones from now on",
+                       _baseline)
+    baseline.add_argument("-c", "--config", type=Path, default=Path("alembic.ini"), help="alembic.ini")
+    baseline.add_argument("-o", "--output", type=Path, metavar="FILE.json",
+                          help="the baseline file (default: the baseline setting, else "
+                          "harness-baseline.json beside alembic.ini)")
 
     replay = command("replay", "run a recorded failure again; exit 0 once it is fixed", _replay)
     replay.add_argument("failure_file", type=Path, metavar="FAILURE.json")
@@ -115,7 +124,15 @@ def _walk(args: argparse.Namespace) -> commands.RunResult:
 
 
 def _sweep(args: argparse.Namespace) -> commands.RunResult:
-    return commands.sweep(_settings(args, args.config), revisions=args.revisions)
+    return commands.sweep(_settings(args, args.config), revisions=args.revisions, since=args.since)
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    path, result = commands.write_baseline(_settings(args, args.config), args.output)
+    _write(args.json, _json(result.to_json()))
+    print(f"harness baseline: {len(result.violations)} findings accepted in {path}; "
+          f"set baseline = \"{path.name}\" in [tool.harness] to fail only on new ones")
+    return EXIT_OK
 
 
 def _replay(args: argparse.Namespace) -> commands.RunResult:
@@ -173,6 +190,8 @@ def _summary(result: commands.RunResult) -> str:
     for violation in result.violations:
         counts[violation.property] = counts.get(violation.property, 0) + 1
     found = ", ".join(f"{n} {p}" for p, n in sorted(counts.items())) or "no violations"
+    if result.accepted:
+        found += f" ({result.accepted} accepted by the baseline)"
     seed = f", seed {result.seed}" if result.seed is not None else ""
     return (
         f"harness {result.command}: {'ok' if result.ok else 'FAILED'}: {found}; "

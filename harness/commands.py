@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .baseline import Baseline
 from .failures import Failure, read_failure_file
 from .server import Server
 from .session import Session, open_session
@@ -31,6 +32,8 @@ class RunResult:
     duration_s: float
     seed: int | None = None
     not_reached: dict[str, str] = dataclasses.field(default_factory=dict)
+    accepted: int = 0
+    """Violations left out because the project's baseline accepts them."""
 
     @property
     def ok(self) -> bool:
@@ -48,6 +51,7 @@ class RunResult:
             "violations": [item for f in self.failures for item in f.to_json()["violations"]],
             "failures": [f.to_json() for f in self.failures],
             "not_reached": self.not_reached,
+            "accepted": self.accepted,
             "coverage": self.coverage,
             "duration_s": round(self.duration_s, 3),
         }
@@ -109,13 +113,22 @@ def walk(
 
 def sweep(
     settings: Settings, *, revisions: list[str] | None = None, server: Server | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, since: str | None = None,
 ) -> RunResult:
-    """Every revision upgraded, downgraded and upgraded again, each from its own clone."""
+    """Every revision upgraded, downgraded and upgraded again, each from its own clone.
+
+    ``since`` (a git ref) sweeps only the revisions whose files were added since then: the
+    pull-request mode, in which the rest of the history is only applied, from references.
+    """
+    from .changes import revisions_since
     from .sweep import run_sweep
 
     with _timed_session(settings, server) as (session, started):
-        chosen = [session.project.graph.resolve(r) for r in revisions] if revisions else None
+        graph = session.project.graph
+        chosen = [graph.resolve(r) for r in revisions] if revisions else None
+        if since is not None:
+            added = revisions_since(graph, since)
+            chosen = [r for r in (chosen or graph.revisions) if r in added]
         outcome = run_sweep(session, revisions=chosen, progress=progress)
         failures = [Failure(f.violations, f.start, f.steps) for f in outcome.findings]
         return _result("sweep", session, started, failures, not_reached=outcome.not_reached)
@@ -145,9 +158,32 @@ def _timed_session(settings: Settings, server: Server | None) -> Iterator[tuple[
         yield session, started
 
 
+def write_baseline(settings: Settings, output: Path | None = None, server: Server | None = None) -> tuple[Path, RunResult]:
+    """Sweep and accept everything found: the file a project commits to adopt the harness today."""
+    result = sweep(dataclasses.replace(settings, baseline=None), server=server)
+    path = output or _baseline_path(settings) or Path(settings.alembic_ini).parent / "harness-baseline.json"
+    return Baseline.of(result.violations).write(path), result
+
+
+def _baseline_path(settings: Settings) -> Path | None:
+    if not settings.baseline:
+        return None
+    return Path(settings.alembic_ini).parent / settings.baseline
+
+
 def _result(command: str, session: Session, started: float, failures: list[Failure], **extra: Any) -> RunResult:
     coverage = session.coverage.to_json(list(session.project.graph.revisions), session.settings.irreversible)
-    return RunResult(command, failures, coverage, time.perf_counter() - started, **extra)
+    accepted = 0
+    path = _baseline_path(session.settings)
+    if path is not None:
+        baseline, kept = Baseline.read(path), []
+        for failure in failures:
+            new = baseline.filter(failure.violations)
+            accepted += len(failure.violations) - len(new)
+            if new:
+                kept.append(dataclasses.replace(failure, violations=tuple(new)))
+        failures = kept
+    return RunResult(command, failures, coverage, time.perf_counter() - started, accepted=accepted, **extra)
 
 
 def _reproduce(seed: int, profile: str, command: str, failure: BaseException) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness import commands
 from harness.baseline import Baseline
+from harness.cli import main
 from harness.changes import revisions_since
 from harness.project import Project
 from harness.settings import load_settings
@@ -73,3 +74,28 @@ def test_pull_request_mode_selects_the_revisions_added_since_a_ref(tmp_path: Pat
     graph = Project(load_settings(ini)).graph
     assert revisions_since(graph, "HEAD~1") == ["c", "d"]
     assert revisions_since(graph, "HEAD") == ["d"]
+
+
+def test_baseline_from_the_command_line(tmp_path: Path, pg_server, capsys) -> None:
+    ini = make_project(tmp_path, [Rev("a"), LEAVES_INDEX])
+    url = ["--database-url", pg_server.dsn()]
+    assert main(["baseline", "-c", str(ini), *url]) == 0
+    assert (tmp_path / "harness-baseline.json").is_file()
+    (tmp_path / "pyproject.toml").write_text('[tool.harness]\nbaseline = "harness-baseline.json"\n')
+    assert main(["sweep", "-c", str(ini), *url]) == 0
+    assert "1 accepted by the baseline" in capsys.readouterr().out
+    write_revision(tmp_path / "migrations" / "versions", LEAVES_COMMENT)
+    assert main(["sweep", "-c", str(ini), *url]) == 1
+
+
+def test_sweep_since_a_ref_sweeps_only_the_new_revisions(tmp_path: Path, pg_server) -> None:
+    ini = make_project(tmp_path, [Rev("a"), LEAVES_INDEX])
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "old history with an old defect"], check=True)
+    write_revision(tmp_path / "migrations" / "versions", Rev("c", down="b"))
+    result = commands.sweep(load_settings(ini), server=pg_server, since="HEAD")
+    assert result.ok
+    assert result.coverage["revisions"]["c"]["downgrade"] == 1
+    assert result.coverage["revisions"]["b"]["downgrade"] == 0
