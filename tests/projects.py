@@ -34,12 +34,16 @@ Shapes other than these differ from the cookbook only in ``context.configure()``
 
 from __future__ import annotations
 
+import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 ENV_VAR_NAME = "HARNESS_TEST_MIGRATION_URL"
+
+DRIVER = os.environ.get("HARNESS_TEST_DRIVER", "psycopg")
+"""The SQLAlchemy driver tests run migrations with; the old-stack tox env sets psycopg2."""
 APP_URL_NAME = "HARNESS_TEST_APP_URL"
 
 RevIds = str | tuple[str, ...] | None

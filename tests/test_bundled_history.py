@@ -7,7 +7,6 @@ These tests run the history for real on the session's PostgreSQL; without one th
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import subprocess
 import uuid
@@ -22,12 +21,12 @@ from psycopg import errors
 from sqlalchemy import create_engine, pool
 
 from harness.server.binaries import find_binaries
+from projects import DRIVER
 
 ROOT = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = ROOT / "alembic.ini"
 APP_ROLE = "attribution_app"
 # The old-stack tox environment (SQLAlchemy 1.4) migrates through psycopg2.
-DRIVER = os.environ.get("HARNESS_TEST_DRIVER", "psycopg")
 
 EXPECTED_CHAIN = [
     ("202511121302", "202511121302_baseline.py"),

@@ -22,9 +22,8 @@ from harness.errors import HarnessError
 from harness.graph import BASE, RevisionGraph, Step
 from harness.runner import Runner
 
-from projects import ENV_VAR_NAME, Rev, chain, make_project
+from projects import DRIVER, ENV_VAR_NAME, Rev, chain, make_project
 
-DRIVER = os.environ.get("HARNESS_TEST_DRIVER", "psycopg")
 
 DIAMOND = [*chain("a", "b", "c"), Rev("d", down="a"), Rev("m", down=("c", "d")), Rev("e", down="m")]
 

@@ -37,6 +37,7 @@ from harness.seeding import (
     seed_rows,
 )
 from harness.server import Database
+from projects import DRIVER
 
 ROOT = Path(__file__).resolve().parents[1]
 EXCLUDE = (("public", "alembic_version"),)
@@ -124,7 +125,7 @@ def schema_conn(pg_conn: psycopg.Connection) -> psycopg.Connection:
 @pytest.fixture
 def bundled_conn(scratch_db: Database, pg_conn: psycopg.Connection) -> psycopg.Connection:
     """A fresh database at the head of the bundled project's history (/work/main/alembic)."""
-    engine = sa.create_engine(scratch_db.sqlalchemy_url("psycopg"), poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(scratch_db.sqlalchemy_url(DRIVER), poolclass=sa.pool.NullPool)
     config = Config(str(ROOT / "alembic.ini"))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -437,6 +438,31 @@ def test_records_reinsert_as_the_very_same_rows(schema_conn: psycopg.Connection)
             for record in records:
                 reinsert(key, record)
         assert rows() == before
+
+    seed()
+
+
+def test_types_rebuilt_by_a_migration_do_not_break_seeding(
+    scratch_db: Database, pg_conn: psycopg.Connection
+) -> None:
+    """A downgrade that drops and re-creates an enum runs on the migration's connection, so
+    the seeding connection never sees the DDL: a statement it had prepared would still name
+    the old type's oid ("cache lookup failed for type")."""
+    pg_conn.execute("CREATE TYPE status AS ENUM ('new', 'done');"
+                    "CREATE TABLE items (id serial PRIMARY KEY, status status NOT NULL, note text)")
+    rebuild = ("ALTER TYPE status RENAME TO status_old; CREATE TYPE status AS ENUM ('new', 'done');"
+               "ALTER TABLE items ALTER COLUMN status TYPE status USING status::text::status;"
+               "DROP TYPE status_old")
+
+    @settings(EXAMPLES, max_examples=3)
+    @given(st.data())
+    def seed(data: st.DataObject) -> None:
+        for _ in range(8):
+            seed_rows(pg_conn, data.draw, read_catalog(pg_conn))
+        with psycopg.connect(scratch_db.dsn, autocommit=True) as migration:
+            migration.execute(rebuild)
+        for _ in range(8):
+            seed_rows(pg_conn, data.draw, read_catalog(pg_conn))
 
     seed()
 
