@@ -1290,11 +1290,16 @@ class _Seeder:
         return dict(zip((c.name for c in plan.table.columns), cursor.fetchone()))
 
     def _run(self, query: sql.Composable | str, params: Sequence[Any]) -> psycopg.Cursor:
-        """Run one statement so that its failure undoes only itself."""
+        """Run one statement so that its failure undoes only itself.
+
+        Never as a server-side prepared statement: a prepared ``%s::status`` keeps the oid
+        of the type it was prepared with, and migrations drop and re-create types on another
+        connection, unseen by psycopg ("cache lookup failed for type" ever after).
+        """
         if self.conn.autocommit and self.conn.info.transaction_status == TransactionStatus.IDLE:
-            return self.cursor.execute(query, params)
+            return self.cursor.execute(query, params, prepare=False)
         with self.conn.transaction():
-            return self.cursor.execute(query, params)
+            return self.cursor.execute(query, params, prepare=False)
 
     def _statement(self, table: Table, columns: tuple[str, ...]) -> str:
         """The INSERT for these columns, rendered once: psycopg would otherwise compose the
@@ -1313,8 +1318,7 @@ class _Seeder:
                 )
             else:
                 body = sql.SQL("DEFAULT VALUES")
-            # The whole row for the record; text and jsonb only, so that a prepared
-            # statement's result types survive a migration that changes a column's type.
+            # The whole row, for the record and the parent key pools.
             returned = sql.SQL(", ").join(
                 sql.SQL("{}::jsonb" if c.type.kind in ("json", "jsonb") else "{}::text").format(
                     sql.Identifier(c.name)
