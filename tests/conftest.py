@@ -6,13 +6,29 @@ programs on the machine; if they are missing the session fails loudly rather tha
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Iterator
 
 import psycopg
 import pytest
 
+import harness
 from harness.server import Database, Server, open_server
 from harness.settings import Settings
+
+SOURCE_TREE = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header() -> str:
+    return f"harness imported from {Path(harness.__file__).parent}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under tox the tests must exercise the installed wheel, not the checkout beside them."""
+    imported = Path(harness.__file__).resolve().parent
+    if os.environ.get("HARNESS_TEST_INSTALLED") and imported == SOURCE_TREE / "harness":
+        pytest.exit(f"harness was imported from the checkout ({imported}), not the installed wheel", 2)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ class ContainerServer(Server):
         if PostgresContainer is None:
             raise ServerError(
                 "the container server needs testcontainers",
-                hint="pip install 'harness[containers]', or use the embedded server (the default)",
+                hint="pip install 'alembic-harness[containers]', or use the embedded server (the default)",
             ) from None
         try:
             self._container = PostgresContainer(f"postgres:{version or 'latest'}", driver=None)
