@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from . import commands
+from . import commands, faces
 from .errors import HarnessError
 from .machine import PROFILES
 from .failures import read_failure_file, write_failure_file
@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     walk = command("walk", "the random walk over the revision graph", _walk)
     _project_options(walk)
+    _ci_options(walk)
     walk.add_argument("--profile", choices=list(PROFILES), default=os.environ.get("HARNESS_PROFILE", "ci"),
                       help="budget: dev (seconds), ci (minutes, default), nightly (hours)")
     walk.add_argument("--seed", type=int, help="the seed of a previous walk, to repeat it")
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sweep = command("sweep", "every revision up, down and up again, all invariants checked", _sweep)
     _project_options(sweep)
+    _ci_options(sweep)
     sweep.add_argument("--revision", action="append", dest="revisions", metavar="REV",
                        help="sweep only these revisions (repeatable)")
     sweep.add_argument("--since", metavar="GIT_REF",
@@ -101,7 +103,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="rows in each table of the seeded databases")
     report.add_argument("--walk-examples", type=int, default=10, metavar="N",
                         help="examples of the tenant isolation walk (0 skips it)")
+    _ci_options(report)
     return parser
+
+
+def _ci_options(p: argparse.ArgumentParser) -> None:
+    """Files for CI services; GitHub annotations and job summary need none (GITHUB_ACTIONS)."""
+    p.add_argument("--sarif", metavar="PATH", type=Path,
+                   help="write SARIF 2.1.0 (code scanning): a result per violation, at its line")
+    p.add_argument("--gitlab", metavar="PATH", type=Path,
+                   help="write a GitLab Code Quality report")
 
 
 def _project_options(p: argparse.ArgumentParser) -> None:
@@ -151,6 +162,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.output is None:
         print(report.to_markdown())
     print(report.summary_line())
+    faces.publish_report(report, sarif_path=args.sarif, gitlab_path=args.gitlab)
     return EXIT_OK if report.ok else EXIT_VIOLATED
 
 
@@ -171,6 +183,8 @@ def _finish(result: commands.RunResult, args: argparse.Namespace) -> int:
     print(_summary(result), file=out)
     _write(args.json, _json(result.to_json()))
     _write(args.report, result.to_markdown())
+    faces.publish_run(result, sarif_path=getattr(args, "sarif", None),
+                      gitlab_path=getattr(args, "gitlab", None))
     return EXIT_OK if result.ok else EXIT_VIOLATED
 
 

@@ -34,6 +34,9 @@ class RunResult:
     not_reached: dict[str, str] = dataclasses.field(default_factory=dict)
     accepted: int = 0
     """Violations left out because the project's baseline accepts them."""
+    sources: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Each revision's file, for faces that point at lines (annotations, SARIF)."""
+    alembic_ini: str = "alembic.ini"
 
     @property
     def ok(self) -> bool:
@@ -183,7 +186,10 @@ def _result(command: str, session: Session, started: float, failures: list[Failu
             if new:
                 kept.append(dataclasses.replace(failure, violations=tuple(new)))
         failures = kept
-    return RunResult(command, failures, coverage, time.perf_counter() - started, accepted=accepted, **extra)
+    graph = session.project.graph
+    sources = {rev: str(graph.revision(rev).path) for rev in graph.revisions}
+    return RunResult(command, failures, coverage, time.perf_counter() - started, accepted=accepted,
+                     sources=sources, alembic_ini=str(session.settings.alembic_ini), **extra)
 
 
 def _reproduce(seed: int, profile: str, command: str, failure: BaseException) -> dict[str, Any]:

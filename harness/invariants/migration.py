@@ -34,6 +34,7 @@ def check_outcome(
             evidence={
                 "command": command,
                 "error": outcome.error,
+                "location": outcome.location,
                 "timed_out": outcome.timed_out,
                 "rows": present,
                 "duration_s": round(outcome.duration_s, 3),

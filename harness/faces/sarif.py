@@ -1,0 +1,67 @@
+"""SARIF 2.1.0 for code scanning: a rule per property, each result in its revision file.
+
+Code scanning resolves relative URIs against the repository root (``%SRCROOT%``) and tracks a
+result across commits by its partial fingerprint, so that a finding fixed and found again is the
+same alert, not a new one.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any, Mapping
+
+from .findings import Finding
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://pypi.org/project/alembic-harness/"
+
+
+def document(findings: list[Finding], rules: Mapping[str, str]) -> dict[str, Any]:
+    """The SARIF log of one run; ``rules`` maps each rule id to its one-sentence description."""
+    ids = list(rules) + sorted({f.rule for f in findings} - set(rules))
+    driver = {
+        "name": "harness",
+        "informationUri": INFORMATION_URI,
+        "version": _version(),
+        "rules": [_rule(rule, rules.get(rule, rule)) for rule in ids],
+    }
+    return {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": driver},
+            "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "the repository root"}}},
+            "results": [_result(f, ids.index(f.rule)) for f in findings],
+        }],
+    }
+
+
+def _rule(rule: str, text: str) -> dict[str, Any]:
+    return {
+        "id": rule,
+        "name": "".join(part.capitalize() for part in rule.split("_")),
+        "shortDescription": {"text": text.split(". ")[0].rstrip(".") + "."},
+        "fullDescription": {"text": text},
+        "defaultConfiguration": {"level": "error"},
+    }
+
+
+def _result(finding: Finding, index: int) -> dict[str, Any]:
+    return {
+        "ruleId": finding.rule,
+        "ruleIndex": index,
+        "level": "error",
+        "message": {"text": f"{finding.title}: {finding.message}"},
+        "locations": [{"physicalLocation": {
+            "artifactLocation": {"uri": finding.path, "uriBaseId": "%SRCROOT%"},
+            "region": {"startLine": finding.line},
+        }}],
+        "partialFingerprints": {"harnessFinding/v1": finding.fingerprint},
+    }
+
+
+def _version() -> str:
+    try:
+        return metadata.version("alembic-harness")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
