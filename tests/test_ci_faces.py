@@ -125,7 +125,7 @@ def test_a_violated_report_section_is_located_in_each_revision_it_names(tmp_path
     monkeypatch.chdir(tmp_path)
     ini = make_project(tmp_path, [Rev("a"), LEAKY])
     section = Section("lock_safety", "Lock safety", "violated", "b takes ACCESS EXCLUSIVE on t_a",
-                      evidence={"locks": [{"revision": "b", "table": "t_a"}]})
+                      evidence={"problems": {"b": "takes ACCESS EXCLUSIVE"}})
     quiet = Section("backup", "Backup", "verified", "fine", evidence={"revision": "a"})
     project = {"alembic_ini": "alembic.ini", "revisions": [
         {"id": r, "file": f"migrations/versions/{r}_.py"} for r in ("a", "b")]}

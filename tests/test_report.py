@@ -263,6 +263,21 @@ def test_multiple_heads(pg_server, tmp_path):
     assert "alembic merge heads" in graph.summary
 
 
+def test_the_graph_is_drawn_in_mermaid_with_branches_merges_and_the_violated_revision(pg_server, tmp_path):
+    leaky = Rev("c", down="a", upgrade='op.add_column("t_a", sa.Column("x", sa.Integer))', downgrade="pass")
+    report = report_on(tmp_path, pg_server, [Rev("a"), Rev("b", down="a"), leaky,
+                                             Rev("m", down=("b", "c"), upgrade="pass", downgrade="pass")])
+    graph = section(report, "dependency_graph")
+    assert graph.status == VERIFIED and graph.evidence["violated"] == ["c"]
+    diagram = graph.body.split("```mermaid\n")[1].split("```")[0]
+    assert diagram.startswith("flowchart TD\n")
+    assert '{{"m Revision m. (merge of b, c; head)"}}' in diagram and diagram.count(" --> ") == 4
+    node_c = next(line.split("[")[0].strip() for line in diagram.splitlines() if '"c Revision c."' in line)
+    assert diagram.rstrip().endswith(f"class {node_c} violated")
+    assert "● a Revision a. (base)" in graph.body, "the text tree stays for terminals"
+    assert "```mermaid" in report.to_markdown()
+
+
 def test_migration_past_the_statement_timeout(pg_server, tmp_path):
     revisions = [ACCOUNTS, Rev("b", down="a", upgrade='op.execute("SELECT pg_sleep(2)")', downgrade="pass")]
     report = report_on(tmp_path, pg_server, revisions, settings={"statement_timeout_ms": 300})

@@ -14,7 +14,7 @@ from alembic.config import Config
 
 from harness.graph import RevisionGraph
 from harness.report import credentials, destructive, lockprobe
-from harness.report.dependencies import draw
+from harness.report.dependencies import draw, mermaid, revisions_named
 
 from projects import Rev, chain, make_project
 
@@ -127,6 +127,35 @@ def test_drawing_a_branched_and_merged_history(tmp_path):
         "│ ● z Revision z. (head)",
         "└─● x Revision x. (head)",
     ]
+
+
+def test_mermaid_diagram_of_a_branched_and_merged_history_marks_the_violated_revisions(tmp_path):
+    revs = [*chain("a", "b"), Rev("c", down="a"), Rev("m", down=("b", "c")), Rev("z", down="m")]
+    graph = RevisionGraph.load(Config(str(make_project(tmp_path, revs))))
+    node = {rev: f"r{i}" for i, rev in enumerate(graph.revisions)}
+
+    lines = mermaid(graph, violated=["c"])
+
+    assert lines[0] == "flowchart TD"
+    assert f'    {node["a"]}(["a Revision a. (base)"])' in lines
+    assert f'    {node["b"]}["b Revision b."]' in lines
+    assert f'    {node["m"]}{{{{"m Revision m. (merge of b, c)"}}}}' in lines
+    edges = {line.strip() for line in lines if "-->" in line}
+    assert edges == {f"{node[p]} --> {node[c]}" for p, c in
+                     [("a", "b"), ("a", "c"), ("b", "m"), ("c", "m"), ("m", "z")]}
+    assert lines[-1] == f"    class {node['c']} violated"
+    assert not any("class " in line for line in mermaid(graph)), "nothing marked without violations"
+
+
+def test_revisions_blamed_by_a_section_are_those_with_problems_not_those_walked():
+    evidence = {
+        "problems": {"b": "takes ACCESS EXCLUSIVE"},
+        "violations": [{"property": "schema", "revision": "c", "steps": [{"op": "upgrade", "revision": "a"}]}],
+        "static": [{"operation": "drop table", "revision": "d"}, {"operation": "DELETE", "revision": "e"}],
+        "data_migrations": ["e"],
+        "revisions": {"a": [{"step": "alembic upgrade a"}]},
+    }
+    assert revisions_named(evidence) == {"b", "c", "d"}
 
 
 def test_drawing_a_linear_history_stays_in_one_column(tmp_path):

@@ -15,9 +15,10 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..baseline import fingerprints
+from ..report.dependencies import revisions_named
 from ..violations import PROPERTIES
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def from_report(report: Report, root: Path | None = None) -> list[Finding]:
     for section in report.sections:
         if section.status != "violated":
             continue
-        revisions = sorted(set(_revisions_in(section.evidence)) & set(files)) or [None]
+        revisions = sorted(set(revisions_named(section.evidence)) & set(files)) or [None]
         for rev in revisions:
             path = files[rev] if rev else ini
             line = _def_line(str(Path(path).resolve()), "upgrade") if rev else 1
@@ -114,19 +115,6 @@ def _def_line(path: str, name: str) -> int:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
             return node.lineno
     return 1
-
-
-def _revisions_in(evidence: Any) -> Iterable[str]:
-    """Every value under a ``revision`` key in a section's evidence, however deep."""
-    if isinstance(evidence, Mapping):
-        for key, value in evidence.items():
-            if key == "revision" and isinstance(value, str):
-                yield value
-            else:
-                yield from _revisions_in(value)
-    elif isinstance(evidence, (list, tuple)):
-        for item in evidence:
-            yield from _revisions_in(item)
 
 
 def _shown(path: str | os.PathLike[str], root: Path) -> str:

@@ -71,7 +71,7 @@ def build_report(
     with open_session(settings, server) as session:
         ctx = Context(session, options)
         try:
-            sections = tuple(check(ctx) for check in CHECKS)
+            sections = dependencies.mark_violations(tuple(check(ctx) for check in CHECKS), ctx.graph)
             project = _describe(ctx, command)
         finally:
             ctx.close()
