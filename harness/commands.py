@@ -20,6 +20,7 @@ from .server import Server
 from .session import Session, open_session
 from .settings import Settings, load_settings
 from .trial import Trial
+from .violations import PROPERTIES
 
 
 @dataclasses.dataclass
@@ -102,16 +103,19 @@ def walk(
         f" {option} {value}" for option, value in budget.items() if value is not None
     )
     with _timed_session(settings, server) as (session, started):
+        shown = Progress(list(session.project.graph.revisions), enabled=progress)
         outcome = run_walk(
             session, seed_value=seed, profile=profile, max_examples=max_examples, steps=steps,
             overrides=overrides, database_dir=database_dir, replay_saved=replay_saved,
-            progress=Progress(list(session.project.graph.revisions), enabled=progress),
+            progress=shown,
         )
         failures = [
             Failure(f.violations, frozenset(), f.steps, _reproduce(seed, profile, command, f))
             for f in outcome.failures
         ]
-        return _result("walk", session, started, failures, seed=seed)
+        result = _result("walk", session, started, failures, seed=seed)
+        result.coverage["examples"] = shown.examples
+        return result
 
 
 def sweep(
@@ -176,6 +180,7 @@ def _baseline_path(settings: Settings) -> Path | None:
 
 def _result(command: str, session: Session, started: float, failures: list[Failure], **extra: Any) -> RunResult:
     coverage = session.coverage.to_json(list(session.project.graph.revisions), session.settings.irreversible)
+    coverage["properties"] = _checked(session)
     accepted = 0
     path = _baseline_path(session.settings)
     if path is not None:
@@ -190,6 +195,15 @@ def _result(command: str, session: Session, started: float, failures: list[Failu
     sources = {rev: str(graph.revision(rev).path) for rev in graph.revisions}
     return RunResult(command, failures, coverage, time.perf_counter() - started, accepted=accepted,
                      sources=sources, alembic_ini=str(session.settings.alembic_ini), **extra)
+
+
+def _checked(session: Session) -> list[str]:
+    """The properties this run checked: isolation only where tenant policies exist, column order
+    unless the project accepts it."""
+    skipped = {"tenant_isolation"} if session.isolation_setup() is None else set()
+    if session.settings.accept_column_order:
+        skipped.add("column_order")
+    return [p for p in PROPERTIES if p not in skipped]
 
 
 def _reproduce(seed: int, profile: str, command: str, failure: BaseException) -> dict[str, Any]:

@@ -17,6 +17,12 @@ command line):
   it defaults to the number of pytest-xdist workers, so ``pytest -n auto`` keeps every core
   busy; walker ``i`` uses seed ``base + i`` when a base seed is given.
 
+After the tests, a ``harness`` section of the terminal summary says what each harness test did
+(examples, steps, states, revisions and edges exercised, rows seeded, properties checked, time);
+the same lines go into ``--junitxml`` as the test's ``harness`` property, and into a failing
+test's message. Under ``GITHUB_ACTIONS=true`` each violation becomes a workflow annotation and
+the runs a job summary, as with the command line.
+
 One server per test session and version -- per worker under pytest-xdist, so workers never
 share scratch databases -- started on first use and stopped with every scratch database at the
 end of the session.
@@ -25,6 +31,9 @@ end of the session.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
+import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -48,6 +57,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="15,18", help="run every harness test once per PostgreSQL major")
     group.addoption("--harness-walkers", type=int, default=_int_env("HARNESS_WALKERS"), metavar="N",
                     help="independent walks (nightly default: one per xdist worker)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_Summary(), "harness-summary")
+
+
+class _Summary:
+    """Collects what each harness test did (from xdist workers too) and prints it at the end."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, str]] = []
+        self.findings: list[dict[str, Any]] = []
+        self.markdown: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == "harness":
+                self.runs.append((report.nodeid, value))
+            elif name == "harness_findings":
+                self.findings += json.loads(value)
+            elif name == "harness_markdown":
+                self.markdown.append(value)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.runs:
+            return
+        terminalreporter.write_sep("=", "harness")
+        for nodeid, text in self.runs:
+            terminalreporter.write_line(nodeid)
+            for line in text.splitlines():
+                terminalreporter.write_line(f"  {line}")
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            from . import faces
+            from .faces.findings import RULES
+
+            out = io.StringIO()
+            faces.publish([faces.Finding(**f) for f in self.findings], summary="\n\n".join(self.markdown),
+                          rules=RULES, stream=out)
+            for line in out.getvalue().splitlines():
+                terminalreporter.write_line(line)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -93,7 +144,8 @@ def harness_server(pytestconfig: pytest.Config, harness_pg_version: int | None) 
 def walk_test(alembic_ini: str | os.PathLike[str], **options: Any) -> Callable[..., None]:
     """A test function that walks the project of ``alembic_ini`` and fails with the evidence."""
 
-    def test_walk(harness_server: Server, harness_walker: int, pytestconfig: pytest.Config) -> None:
+    def test_walk(harness_server: Server, harness_walker: int, pytestconfig: pytest.Config,
+                  request: pytest.FixtureRequest) -> None:
         from . import commands
 
         base = pytestconfig.getoption("harness_seed")
@@ -105,7 +157,7 @@ def walk_test(alembic_ini: str | os.PathLike[str], **options: Any) -> Callable[.
             seed=None if base is None else base + harness_walker,
             database_dir=Path(settings.alembic_ini).parent / ".harness" / "examples",
             server=harness_server, progress=False,
-        )))
+        )), request)
 
     test_walk._harness_test = True  # type: ignore[attr-defined]
     return test_walk
@@ -114,10 +166,11 @@ def walk_test(alembic_ini: str | os.PathLike[str], **options: Any) -> Callable[.
 def sweep_test(alembic_ini: str | os.PathLike[str], **options: Any) -> Callable[..., None]:
     """A test function that sweeps every revision of ``alembic_ini``'s project."""
 
-    def test_sweep(harness_server: Server) -> None:
+    def test_sweep(harness_server: Server, request: pytest.FixtureRequest) -> None:
         from . import commands
 
-        _report(_run(lambda: commands.sweep(_settings(alembic_ini, options), server=harness_server)))
+        _report(_run(lambda: commands.sweep(_settings(alembic_ini, options), server=harness_server)),
+                request)
 
     test_sweep._harness_test = True  # type: ignore[attr-defined]
     return test_sweep
@@ -148,9 +201,18 @@ def _run(action: Callable[[], Any]) -> Any:
         pytest.fail(f"harness: {exc}", pytrace=False)
 
 
-def _report(result) -> None:
+def _report(result, request: pytest.FixtureRequest) -> None:
+    """Record what the run did (terminal summary, junit XML); fail with the readable evidence."""
+    from .faces import from_run
+    from .faces.summary import run_lines
+
+    lines = run_lines(result)
+    properties = request.node.user_properties
+    properties.append(("harness", "\n".join(lines)))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        found = [dataclasses.asdict(f) for f in from_run(result)]
+        properties += [("harness_findings", json.dumps(found)), ("harness_markdown", result.to_markdown())]
     if result.ok:
         return
     text = [failure.render() for failure in result.failures]
-    text += [f"not reached: {rev}: {why}" for rev, why in result.not_reached.items()]
-    pytest.fail("\n\n".join(text), pytrace=False)
+    pytest.fail("\n\n".join(text + ["\n".join(lines)]), pytrace=False)
