@@ -25,7 +25,7 @@ def fingerprints(violation: Violation) -> list[str]:
     """The stable names of what ``violation`` found, one per object where it names objects."""
     prefix = f"{violation.property}|{violation.revision or '-'}"
     evidence = violation.evidence
-    if violation.property in ("schema", "column_order"):
+    if violation.property in ("schema", "column_order", "models"):
         return [f"{prefix}|{d['object']}|{d['change']}" for d in evidence.get("differences", [])]
     if violation.property == "data":
         return [f"{prefix}|{evidence.get('table', '-')}"]

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from . import heads
 from .baseline import Baseline
 from .failures import Failure, read_failure_file
 from .server import Server
@@ -179,6 +180,8 @@ def _baseline_path(settings: Settings) -> Path | None:
 
 
 def _result(command: str, session: Session, started: float, failures: list[Failure], **extra: Any) -> RunResult:
+    if command in ("walk", "sweep"):
+        failures = [*failures, *heads.check(session)]
     coverage = session.coverage.to_json(list(session.project.graph.revisions), session.settings.irreversible)
     coverage["properties"] = _checked(session)
     accepted = 0
@@ -203,7 +206,8 @@ def _checked(session: Session) -> list[str]:
     skipped = {"tenant_isolation"} if session.isolation_setup() is None else set()
     if session.settings.accept_column_order:
         skipped.add("column_order")
-    return [p for p in PROPERTIES if p not in skipped]
+    optional = {"models", "heads"} - set(heads.checked(session))
+    return [p for p in PROPERTIES if p not in skipped | optional]
 
 
 def _reproduce(seed: int, profile: str, command: str, failure: BaseException) -> dict[str, Any]:

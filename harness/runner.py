@@ -127,6 +127,8 @@ class Runner:
         self.version_table = version_table
         self.transaction_per_migration = transaction_per_migration
         self.strict_env = strict_env
+        self.context_options: dict = {}
+        """What env.py passed to ``context.configure()`` in the last run (target_metadata...)."""
         # future=True: SQLAlchemy 1.4 then gives 2.0-style connections (autobegin, commit());
         # 2.x accepts and ignores it
         sync_url = _sync_url(self.url)
@@ -297,6 +299,7 @@ class Runner:
         database, perhaps a real one; one that keeps the version table elsewhere would have
         every state misread.
         """
+        self.context_options = dict(context.opts)
         database = make_url(self.url).database
         actual = context.connection.exec_driver_sql("SELECT current_database()").scalar()
         if actual != database:

@@ -80,6 +80,11 @@ class Settings:
     """Objects that must exist at head, as the report names them (``table public.tenants``)."""
     accept_column_order: bool = False
     """Accept columns that come back at the end of their table after a downgrade and upgrade."""
+    target_metadata: str | None = None
+    """``module:attribute`` of the models' MetaData, for the ``models`` property when env.py
+    passes none to ``context.configure()`` (else env.py's is used)."""
+    heads: int | None = None
+    """The most heads the history may have (``1``: every branch merged); None: no limit."""
 
     def with_options(self, **options: Any) -> Settings:
         """A copy with the options that are not None applied, validated like file settings."""

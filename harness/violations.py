@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-Property = Literal["schema", "column_order", "migration_error", "data", "tenant_isolation"]
+Property = Literal["schema", "column_order", "migration_error", "data", "tenant_isolation", "models",
+                   "heads"]
 
 PROPERTIES: tuple[Property, ...] = (
-    "schema", "column_order", "migration_error", "data", "tenant_isolation",
+    "schema", "column_order", "migration_error", "data", "tenant_isolation", "models", "heads",
 )
 
 

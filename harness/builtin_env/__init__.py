@@ -9,8 +9,9 @@ project's env.py would have configured and the harness can be told: the version 
 schema, and whether each migration gets its own transaction.
 
 Everything else a project's env.py may pass to ``context.configure()`` (``target_metadata``,
-``include_schemas``, ``compare_type``, ...) steers autogenerate or offline SQL, neither of which
-the harness uses, so the built-in env leaves it out.
+``include_schemas``, ``compare_type``, ...) steers autogenerate or offline SQL, so the built-in
+env leaves it out; the ``models`` property then takes the metadata from the ``target_metadata``
+setting.
 """
 
 from __future__ import annotations

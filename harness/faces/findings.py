@@ -35,6 +35,9 @@ RULES: dict[str, str] = {
             "downgrade give back every row.",
     "tenant_isolation": "Acting as the application role with one tenant set, every granted "
                         "table and view shows and changes only that tenant's rows.",
+    "models": "At the heads, Alembic's autogenerate comparison of the database against the "
+              "project's target_metadata finds nothing.",
+    "heads": "The history has no more heads than the heads setting allows.",
 }
 """One sentence per property, as the README states it."""
 assert set(RULES) == set(PROPERTIES), "every property needs its rule text"
