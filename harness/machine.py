@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -229,7 +230,8 @@ def run_walk(
         print_blob=True,
     )
     try:
-        with _shrink_budget(SHRINK_SECONDS[profile]):
+        home = database_dir.parent / "hypothesis" if database_dir else None
+        with _shrink_budget(SHRINK_SECONDS[profile]), _hypothesis_home(home):
             run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
     except WalkStopped as stopped:
         raise stopped.error from None
@@ -254,6 +256,26 @@ def _leaves(group: BaseExceptionGroup) -> list[PropertyViolated]:
         else:
             found.append(exc)
     return found
+
+
+@contextlib.contextmanager
+def _hypothesis_home(directory: Path | None) -> Iterator[None]:
+    """Hypothesis's own files (its constants cache) under ``directory`` during the walk, not in
+    a ``.hypothesis/`` of the current directory; the previous home is restored after, so that
+    the project's own Hypothesis tests in the same session keep theirs. The environment's
+    ``HYPOTHESIS_STORAGE_DIRECTORY`` wins."""
+    from hypothesis import configuration
+
+    attribute = "__hypothesis_home_directory"
+    if directory is None or os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY") or not hasattr(configuration, attribute):
+        yield
+        return
+    previous = getattr(configuration, attribute)
+    configuration.set_hypothesis_home_dir(directory)
+    try:
+        yield
+    finally:
+        setattr(configuration, attribute, previous)
 
 
 @contextlib.contextmanager

@@ -6,11 +6,12 @@ URL is used for nothing but the administrative connection (CREATE/DROP DATABASE 
 
 from __future__ import annotations
 
+import sys
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ServerError
-from . import janitor
-from .base import Server, connect
+from . import janitor, roles
+from .base import SCRATCH_PREFIX, Server, connect
 
 
 class UrlServer(Server):
@@ -29,6 +30,17 @@ class UrlServer(Server):
         self._maintenance_db = parts.path.lstrip("/") or "postgres"
         connect(self._url).close()
         janitor.drop_stale_databases(self)
+        self._roles_before = roles.role_names(self.admin)
+
+    def close(self) -> None:
+        """Drop the scratch databases, then the roles their migrations left in the cluster."""
+        ours = set(self._created)
+        super().close()
+        try:
+            with connect(self._admin_dsn()) as conn:
+                roles.drop_new_roles(conn, self._roles_before, ours, SCRATCH_PREFIX)
+        except ServerError as exc:
+            print(f"harness: roles created by the run may be left on the server: {exc}", file=sys.stderr)
 
     def dsn(self, dbname: str = "postgres") -> str:
         parts = urlsplit(self._url)
