@@ -126,11 +126,18 @@ def test_ctrl_c_leaves_no_scratch_database(tmp_path, harness):
 def test_report_writes_the_verification_document(tmp_path, harness):
     ini = make_project(tmp_path, [Rev("a"), FIXED])
 
-    code, out, _ = harness("report", "-c", str(ini), "-o", str(tmp_path / "r.md"), "--json", str(tmp_path / "r.json"))
+    code, out, _ = harness("report", "-c", str(ini), "-o", str(tmp_path / "r.md"), "--json", str(tmp_path / "r.json"),
+                           "--sarif", str(tmp_path / "r.sarif"), "--gitlab", str(tmp_path / "gl.json"))
 
     # b's ADD COLUMN takes an ACCESS EXCLUSIVE lock, which the report's lock section flags.
     assert code == 1 and out.startswith("harness report: VIOLATED") and "lock_safety" in out, out
     assert (tmp_path / "r.md").read_text().startswith("# ") and json.loads((tmp_path / "r.json").read_text())
+    # ... and code scanning gets it as a result in b's file, under a rule per report section.
+    (run,) = json.loads((tmp_path / "r.sarif").read_text())["runs"]
+    assert "lock_safety" in [rule["id"] for rule in run["tool"]["driver"]["rules"]]
+    locks = [r for r in run["results"] if r["ruleId"] == "lock_safety"]
+    assert locks and locks[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("b_.py")
+    assert any(item["check_name"] == "lock_safety" for item in json.loads((tmp_path / "gl.json").read_text()))
 
 
 def test_python_dash_m_is_the_same_command():

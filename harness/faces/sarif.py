@@ -8,6 +8,7 @@ same alert, not a new one.
 from __future__ import annotations
 
 from importlib import metadata
+from pathlib import PurePosixPath
 from typing import Any, Mapping
 
 from .findings import Finding
@@ -53,11 +54,18 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
         "level": "error",
         "message": {"text": f"{finding.title}: {finding.message}"},
         "locations": [{"physicalLocation": {
-            "artifactLocation": {"uri": finding.path, "uriBaseId": "%SRCROOT%"},
+            "artifactLocation": _artifact(finding.path),
             "region": {"startLine": finding.line},
         }}],
         "partialFingerprints": {"harnessFinding/v1": finding.fingerprint},
     }
+
+
+def _artifact(path: str) -> dict[str, str]:
+    """Relative to the repository root when the file is inside it, else an absolute file URI."""
+    if PurePosixPath(path).is_absolute():
+        return {"uri": PurePosixPath(path).as_uri()}
+    return {"uri": path, "uriBaseId": "%SRCROOT%"}
 
 
 def _version() -> str:
