@@ -60,7 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(_Summary(), "harness-summary")
+    if not config.pluginmanager.has_plugin("harness-summary"):
+        config.pluginmanager.register(_Summary(), "harness-summary")
 
 
 class _Summary:
