@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from harness.report import NOT_APPLICABLE, VERIFIED, VIOLATED, Report, build_report
@@ -24,7 +25,7 @@ SMALL = {"rows_per_table": 20, "walk_examples": 2, "walk_steps": 4, "lock_wait_s
 
 SECTIONS = ["schema", "rollback", "reversibility", "destructive_operations", "credentials",
             "dependency_graph", "lock_safety", "statement_time", "backup_restore",
-            "tenant_isolation"]
+            "tenant_isolation", "cluster_changes"]
 
 ACCOUNTS = Rev("a", upgrade=(
     'op.create_table("accounts", sa.Column("id", sa.Integer, primary_key=True),'
@@ -276,6 +277,27 @@ def test_the_graph_is_drawn_in_mermaid_with_branches_merges_and_the_violated_rev
     assert diagram.rstrip().endswith(f"class {node_c} violated")
     assert "● a Revision a. (base)" in graph.body, "the text tree stays for terminals"
     assert "```mermaid" in report.to_markdown()
+    assert section(report, "cluster_changes").summary.startswith("no migration creates, alters or drops roles")
+
+
+def test_cluster_wide_changes_are_named_per_revision_and_direction(pg_server, tmp_path):
+    create = Rev("a", upgrade=(
+        'op.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = \'probe_role\') '
+        'THEN CREATE ROLE probe_role NOLOGIN; END IF; END $$")'), downgrade='op.execute("DROP ROLE probe_role")')
+    alter = Rev("b", down="a", upgrade='op.execute("ALTER ROLE probe_role CONNECTION LIMIT 5")',
+                downgrade='op.execute("ALTER ROLE probe_role CONNECTION LIMIT -1")')
+    report = report_on(tmp_path, pg_server, [create, alter, Rev("c", down="b")])
+    cluster = section(report, "cluster_changes")
+    assert cluster.status == VERIFIED
+    assert cluster.evidence["changes"] == {
+        "upgrade a": ["role probe_role created (NOLOGIN)"],
+        "upgrade b": ["role probe_role altered (NOLOGIN -> NOLOGIN CONNECTION LIMIT 5)"],
+        "downgrade b": ["role probe_role altered (NOLOGIN CONNECTION LIMIT 5 -> NOLOGIN)"],
+        "downgrade a": ["role probe_role dropped"],
+    }
+    assert "| a | upgrade | role probe_role created (NOLOGIN) |" in cluster.body
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS probe_role")
 
 
 def test_migration_past_the_statement_timeout(pg_server, tmp_path):

@@ -21,8 +21,8 @@ from ..server import Server
 from ..session import open_session
 from ..settings import Settings
 from . import (
-    backup, credentials, dependencies, destructive, isolation, locks, reversibility, rollback,
-    schema, timing,
+    backup, cluster, credentials, dependencies, destructive, isolation, locks, reversibility,
+    rollback, schema, timing,
 )
 from .context import Context, Options
 from .model import NOT_APPLICABLE, VERIFIED, VIOLATED, Report, Section, Status
@@ -41,6 +41,7 @@ CHECKS: tuple[Callable[[Context], Section], ...] = (
     timing.check,
     backup.check,
     isolation.check,
+    cluster.check,
 )
 """The sections in the order of the document."""
 
