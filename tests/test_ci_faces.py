@@ -12,6 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.faces import Finding, from_report, github
+from harness.faces.findings import RULES
 from harness.report import Report, Section
 from harness.violations import PROPERTIES
 from projects import Rev, make_project
@@ -64,7 +65,7 @@ def test_a_leaky_downgrade_is_annotated_at_its_downgrade_and_scanned_as_a_sarif_
     (run,) = sarif["runs"]
     rules = run["tool"]["driver"]["rules"]
     assert run["tool"]["driver"]["name"] == "harness"
-    assert [r["id"] for r in rules] == list(PROPERTIES)
+    assert [r["id"] for r in rules] == list(PROPERTIES) == list(RULES), "a rule text per property"
     assert all(r["shortDescription"]["text"] and r["fullDescription"]["text"] for r in rules)
     result = run["results"][0]
     assert rules[result["ruleIndex"]]["id"] == result["ruleId"] == "schema"
