@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from .catalog import Catalog, Column, ForeignKey, Table, TypeInfo, read_catalog
 from .hints import Hints
 from .insert import DEFAULT
+from .overrides import Overrides
 
 if TYPE_CHECKING:
-    from .overrides import Overrides
     from .rows import SeedResult, seed_rows
 
 __all__ = [
@@ -36,7 +36,7 @@ __all__ = [
     "seed_rows",
 ]
 
-_LAZY = {"Overrides": ".overrides", "SeedResult": ".rows", "seed_rows": ".rows"}
+_LAZY = {"SeedResult": ".rows", "seed_rows": ".rows"}
 """Names whose modules import Hypothesis."""
 
 

@@ -1,13 +1,18 @@
-"""The user's own strategies for tables or columns the catalog cannot describe well enough."""
+"""The user's own strategies for tables or columns the catalog cannot describe well enough.
+
+Hypothesis is imported only when overrides are given (the caller has it loaded by then), so
+that the public API can name :class:`Overrides` without loading Hypothesis.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
-from hypothesis.strategies import SearchStrategy
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import HarnessError
 from .catalog import Catalog
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
 
 __all__ = ["NO_OVERRIDES", "Overrides"]
 
@@ -30,6 +35,8 @@ class Overrides:
     ) -> None:
         self._rows: dict[str, SearchStrategy[Mapping[str, Any]]] = {}
         self._columns: dict[str, dict[str, SearchStrategy[Any]]] = {}
+        if mapping:
+            from hypothesis.strategies import SearchStrategy
         for key, value in (mapping or {}).items():
             if not isinstance(key, str) or "." not in key:
                 raise HarnessError(f"override key {key!r} is not a \"schema.table\" name")

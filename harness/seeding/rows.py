@@ -308,7 +308,7 @@ def _plan(table: Table, overrides: Overrides) -> _Plan | str:
         if needy:
             column = table.column(needy[0])
             return (f"no strategy for {column.name} ({column.cast}); "
-                    "give one with Overrides")
+                    "give one with harness.Overrides")
     alone_unique = {next(iter(u)) for u in table.unique if len(u) == 1}
     return _Plan(
         table=table,
