@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..baseline import fingerprints
-from ..report.dependencies import revisions_named
 
 if TYPE_CHECKING:
     from ..commands import RunResult
@@ -78,6 +77,8 @@ def from_run(result: RunResult, root: Path | None = None) -> list[Finding]:
 
 def from_report(report: Report, root: Path | None = None) -> list[Finding]:
     """A finding per revision a violated report section names (else one at alembic.ini)."""
+    from ..report.dependencies import revisions_named
+
     root = root or Path.cwd()
     files = {r["id"]: r["file"] for r in report.project.get("revisions", [])}
     ini = report.project.get("alembic_ini", "alembic.ini")
