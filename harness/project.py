@@ -6,7 +6,9 @@ histories parsing it per step is what makes other tools slow.
 
 from __future__ import annotations
 
+import ast
 import configparser
+import contextlib
 import io
 import os
 import re
@@ -14,6 +16,7 @@ import sys
 from pathlib import Path
 
 from alembic.config import Config
+from sqlalchemy.util import asbool
 
 from .errors import HarnessError
 from .graph import RevisionGraph, State
@@ -33,6 +36,8 @@ class Project:
         self.graph = RevisionGraph.load(self.config)
         self.version_table = _version_table(settings.version_table)
         self.driver = settings.driver or _driver_of(self.config.get_main_option("sqlalchemy.url"))
+        self.future = _asks_for_future(self.config, None if settings.env == "builtin"
+                                       else Path(self.graph.script.env_py_location))
 
     def runner(self, database: Database, statement_timeout_ms: int | None = None) -> Runner:
         """A runner that executes this project's migrations on ``database`` as configured.
@@ -49,6 +54,7 @@ class Project:
             statement_timeout_ms=statement_timeout_ms or settings.statement_timeout_ms,
             env_var=settings.env_var,
             env=settings.env,
+            future=self.future,
             connection_attribute=settings.connection_attribute,
             version_table=self.version_table,
             transaction_per_migration=settings.transaction_per_migration,
@@ -105,6 +111,28 @@ def _version_table(setting: str | None) -> tuple[str, str]:
         return ("public", "alembic_version")
     schema, _, table = setting.rpartition(".")
     return (schema or "public", table)
+
+
+def _asks_for_future(config: Config, env_py: Path | None) -> bool:
+    """Whether the project asks SQLAlchemy 1.4 for 2.0-style connections.
+
+    It does with ``sqlalchemy.future = true`` in alembic.ini (what ``engine_from_config``
+    reads) or with ``future=True`` in a call of its env.py (``create_engine(...,
+    future=True)``): the engine the harness shares with env.py must then be one too, and a
+    legacy one otherwise, so that a revision runs under the harness as under ``alembic``.
+    """
+    with contextlib.suppress(ValueError):  # engine_from_config would refuse the value itself
+        if asbool(config.get_main_option("sqlalchemy.future")):
+            return True
+    try:
+        tree = ast.parse(env_py.read_text()) if env_py is not None else None
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return tree is not None and any(
+        isinstance(node, ast.keyword) and node.arg == "future"
+        and isinstance(node.value, ast.Constant) and node.value.value is True
+        for node in ast.walk(tree)
+    )
 
 
 def _driver_of(url: str | None) -> str:

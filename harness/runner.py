@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext, RevisionStep
     from sqlalchemy.engine import URL, Connection
 
+SQLALCHEMY_2 = int(sa.__version__.split(".")[0]) >= 2
+
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement stopped by statement_timeout
 
 _NO_RUN = "{env_py} did not call context.run_migrations()"
@@ -96,7 +98,10 @@ class Runner:
     database and never the one in alembic.ini.
 
     ``env`` is ``"project"`` (the project's env.py) or ``"builtin"`` (:mod:`harness.builtin_env`,
-    configured with ``version_table`` and ``transaction_per_migration``). ``connection_attribute``
+    configured with ``version_table`` and ``transaction_per_migration``). ``future`` says the
+    project asks SQLAlchemy 1.4 for 2.0-style connections; otherwise 1.4 hands migrations a
+    legacy one, as plain ``alembic`` would. The harness's own statements on the connection work
+    in either style. ``connection_attribute``
     says what goes into ``config.attributes["connection"]``: the connection, as Alembic's
     cookbook shares it, or an engine, for env.py files that call ``.connect()`` on it.
     ``version_table`` is ``(schema, table)``, where the rest of the harness reads the version
@@ -112,6 +117,7 @@ class Runner:
         env_var: str | None = None,
         *,
         env: str = "project",
+        future: bool = False,
         connection_attribute: str = "connection",
         version_table: tuple[str, str] = ("public", "alembic_version"),
         transaction_per_migration: bool = False,
@@ -129,11 +135,13 @@ class Runner:
         self.strict_env = strict_env
         self.context_options: dict = {}
         """What env.py passed to ``context.configure()`` in the last run (target_metadata...)."""
-        # future=True: SQLAlchemy 1.4 then gives 2.0-style connections (autobegin, commit());
-        # 2.x accepts and ignores it
+        # Migrations get the connection style their own stack gives them: on SQLAlchemy 1.4 a
+        # legacy one (string execute(), engine.execute(), autocommit) unless the project opts
+        # in to `future`; 2.x has only the one style and refuses future=False.
         sync_url = _sync_url(self.url)
+        style = {} if SQLALCHEMY_2 else {"future": future}
         try:
-            self._engine = sa.create_engine(sync_url, poolclass=NullPool, future=True)
+            self._engine = sa.create_engine(sync_url, poolclass=NullPool, **style)
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
             raise HarnessError(
                 f"cannot load the driver of {make_url(sync_url).drivername}: {exc}",
@@ -226,11 +234,11 @@ class Runner:
             ) from exc
 
     def _reset(self, conn: Connection) -> Connection:
-        conn.exec_driver_sql("SET SESSION AUTHORIZATION DEFAULT")
-        conn.exec_driver_sql("RESET ALL")
-        conn.exec_driver_sql("DISCARD TEMP")
-        conn.exec_driver_sql(f"SET statement_timeout = {self.statement_timeout_ms}")
-        conn.commit()
+        with conn.begin():
+            conn.exec_driver_sql("SET SESSION AUTHORIZATION DEFAULT")
+            conn.exec_driver_sql("RESET ALL")
+            conn.exec_driver_sql("DISCARD TEMP")
+            conn.exec_driver_sql(f"SET statement_timeout = {self.statement_timeout_ms}")
         return conn
 
     def _execute(
@@ -250,7 +258,7 @@ class Runner:
                 ) as environment:
                     self._run_env(environment, conn)
             if conn.in_transaction():  # env.py ran migrations without begin_transaction()
-                conn.commit()
+                conn.get_transaction().commit()  # a legacy 1.4 connection has no commit()
         except Exception as exc:
             error = exc
         except BaseException:
@@ -467,12 +475,17 @@ class _Tracker:
 
 @contextlib.contextmanager
 def _ended(conn: Connection) -> Iterator[None]:
-    """End the transaction SQLAlchemy autobegins for a read, so the session is left idle."""
+    """Read in a transaction rolled back at the end, so the session is left idle.
+
+    An explicit ``begin()`` works on legacy and 2.0-style connections alike; on a legacy one it
+    also ends what a run left uncommitted without autocommit, which the end of the connection
+    would have rolled back under plain ``alembic``.
+    """
+    transaction = conn.begin()
     try:
         yield
     finally:
-        if conn.in_transaction():
-            conn.rollback()
+        transaction.rollback()
 
 
 def _sync_url(url: str) -> str:
@@ -489,7 +502,7 @@ def _sync_url(url: str) -> str:
 
 def default_driver() -> str:
     """psycopg 3 where SQLAlchemy supports it (2.0+), else psycopg2 as 1.4 expects."""
-    return "psycopg" if int(sa.__version__.split(".")[0]) >= 2 else "psycopg2"
+    return "psycopg" if SQLALCHEMY_2 else "psycopg2"
 
 
 def _raised_in(exc: BaseException, module: str) -> bool:

@@ -232,7 +232,8 @@ DATABASE_URL = os.environ["{APP_URL_NAME}"]
 def cookbook_env(options: str = "", setup: str = "") -> str:
     """The cookbook env.py with ``options`` added to ``context.configure()`` and the statement
     ``setup`` run on the connection ahead of it (a ``CREATE SCHEMA`` the version table needs)."""
-    setup_line = (f"    connection.exec_driver_sql({setup!r})\n    connection.commit()\n"
+    # begin() rather than commit(): a legacy SQLAlchemy 1.4 connection has no commit()
+    setup_line = (f"    with connection.begin():\n        connection.exec_driver_sql({setup!r})\n"
                   if setup else "")
     return _COOKBOOK_ENV.format(options=options, setup=setup_line)
 

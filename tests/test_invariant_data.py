@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import psycopg
 import pytest
 
 from harness.errors import HarnessError
-from harness.invariants.data import capture_rows, check_round_trip, check_step
+from harness.invariants.data import (
+    AddedRows, capture_rows, check_round_trip, check_step, foreign_keys, rows_added,
+)
 
 EVENTS = """
 CREATE TABLE events (id integer PRIMARY KEY, amount numeric(10,2), label varchar(20), seen boolean);
@@ -22,7 +25,7 @@ def _tables(violations: list) -> set[str]:
     return {v.evidence["table"] for v in violations}
 
 
-def _step(conn: psycopg.Connection, migration: str, **options: object) -> list:
+def _step(conn: psycopg.Connection, migration: str, **options: Any) -> list:
     conn.execute(EVENTS)
     before = capture_rows(conn)
     conn.execute(migration)
@@ -33,7 +36,7 @@ def _step(conn: psycopg.Connection, migration: str, **options: object) -> list:
 
 
 STEPS = [
-    # (id, migration, tables the caller says it restructured, tables reported)
+    # (id, migration, tables reported): rows lost or rewritten count, rows added do not
     ("policy-grant-index-view", """
         GRANT SELECT ON events TO PUBLIC;
         ALTER TABLE events ENABLE ROW LEVEL SECURITY;
@@ -41,34 +44,32 @@ STEPS = [
         CREATE INDEX ON events (amount);
         CREATE VIEW v AS SELECT * FROM events;
         CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';
-        """, (), set()),
-    ("delete-untouched", "DELETE FROM ledger WHERE id = 2", (), {"public.ledger"}),
-    ("insert-untouched", "INSERT INTO ledger VALUES (3, 'new')", (), {"public.ledger"}),
-    ("update-untouched", "UPDATE events SET seen = NOT seen", (), {"public.events"}),
-    ("add-column", "ALTER TABLE events ADD COLUMN note text DEFAULT 'x'", ("events",), set()),
-    ("drop-column", "ALTER TABLE events DROP COLUMN label", ("events",), set()),
+        """, set()),
+    ("delete-untouched", "DELETE FROM ledger WHERE id = 2", {"public.ledger"}),
+    ("reference-rows-inserted", "INSERT INTO ledger VALUES (3, 'new')", set()),
+    ("update-untouched", "UPDATE events SET seen = NOT seen", {"public.events"}),
+    ("add-column", "ALTER TABLE events ADD COLUMN note text DEFAULT 'x'", set()),
+    ("drop-column", "ALTER TABLE events DROP COLUMN label", set()),
     ("widen-types", """
         ALTER TABLE events ALTER COLUMN id TYPE bigint, ALTER COLUMN amount TYPE numeric(12,4),
                            ALTER COLUMN label TYPE text
-        """, ("events",), set()),
-    ("narrow-numeric", "ALTER TABLE events ALTER COLUMN amount TYPE integer",
-     ("events",), {"public.events"}),
+        """, set()),
+    ("narrow-numeric", "ALTER TABLE events ALTER COLUMN amount TYPE integer", {"public.events"}),
     ("delete-touched", """
         ALTER TABLE events ADD COLUMN note text; DELETE FROM events WHERE id = 3
-        """, ("events",), {"public.events"}),
+        """, {"public.events"}),
     ("seed-touched", """
         ALTER TABLE ledger ADD COLUMN kind text; INSERT INTO ledger VALUES (9, 'seed', 'system')
-        """, ("ledger",), set()),
-    ("create-and-drop-tables", "DROP TABLE ledger; CREATE TABLE fresh AS SELECT 1 AS x", (), set()),
-    ("rename-column", "ALTER TABLE events RENAME COLUMN label TO title", ("events",), set()),
+        """, set()),
+    ("create-and-drop-tables", "DROP TABLE ledger; CREATE TABLE fresh AS SELECT 1 AS x", set()),
+    ("rename-column", "ALTER TABLE events RENAME COLUMN label TO title", set()),
 ]
 
 
-@pytest.mark.parametrize(("migration", "structural", "expected"),
+@pytest.mark.parametrize(("migration", "expected"),
                          [s[1:] for s in STEPS], ids=[s[0] for s in STEPS])
-def test_step(pg_conn: psycopg.Connection, migration: str, structural: tuple[str, ...],
-              expected: set[str]) -> None:
-    violations = _step(pg_conn, migration, structural_tables={f"public.{t}" for t in structural})
+def test_step(pg_conn: psycopg.Connection, migration: str, expected: set[str]) -> None:
+    violations = _step(pg_conn, migration)
     assert _tables(violations) == expected
     assert all(v.property == "data" and v.revision == "0003" for v in violations)
 
@@ -86,7 +87,7 @@ def test_a_jump_of_several_revisions_names_none(pg_conn: psycopg.Connection) -> 
 
 def test_message_and_evidence_show_lost_and_new_rows(pg_conn: psycopg.Connection) -> None:
     [violation] = _step(pg_conn, "ALTER TABLE events ALTER COLUMN amount TYPE integer",
-                        direction="downgrade", structural_tables={"public.events"})
+                        direction="downgrade")
     assert violation.message == (
         'rows of public.events changed by downgrade of 0003: 3 lost, 3 new; '
         'e.g. lost {"id": 1, "amount": "12.50", "label": "a", "seen": true}, '
@@ -116,7 +117,10 @@ ROUND_TRIPS = [
     ("lossy-type-round-trip", "ALTER TABLE events ALTER COLUMN amount TYPE integer",
      "ALTER TABLE events ALTER COLUMN amount TYPE numeric(10,2)", {"public.events"}),
     ("table-dropped-by-downgrade", "CREATE TABLE extra (x int)", "DROP TABLE extra", set()),
-    ("rows-seeded-in-between", "SELECT 1", "INSERT INTO ledger VALUES (7, 'seeded')", set()),
+    ("rows-left-behind", "INSERT INTO ledger VALUES (7, 'reference')", "SELECT 1",
+     {"public.ledger"}),
+    ("rows-added-and-removed", "INSERT INTO ledger VALUES (7, 'reference')",
+     "DELETE FROM ledger WHERE id = 7", set()),
 ]
 
 
@@ -130,9 +134,68 @@ def test_round_trip(pg_conn: psycopg.Connection, upgrade: str, downgrade: str,
     pg_conn.execute(downgrade)
     violations = check_round_trip(before, capture_rows(pg_conn), revision="0003")
     assert _tables(violations) == expected
-    assert all("not given back by upgrade and downgrade of 0003" in v.message for v in violations)
+    assert all("not restored by upgrade and downgrade of 0003" in v.message for v in violations)
     assert check_round_trip(before, capture_rows(pg_conn), revision="0003",
                             data_migrations=["0003"]) == []
+
+
+def test_a_downgrade_may_remove_rows_an_upgrade_added(pg_conn: psycopg.Connection) -> None:
+    pg_conn.execute(EVENTS)
+    added = AddedRows()
+    before_up = capture_rows(pg_conn)
+    pg_conn.execute("INSERT INTO ledger VALUES (7, 'reference'); ALTER TABLE ledger ADD note text")
+    added.add(before_up, capture_rows(pg_conn))
+    before_down = capture_rows(pg_conn)
+    pg_conn.execute("DELETE FROM ledger WHERE id IN (2, 7)")
+    [violation] = check_step(before_down, capture_rows(pg_conn), revision="0003",
+                             direction="downgrade", removable=added)
+    assert violation.evidence["lost"] == [{"id": 2, "memo": "kept too", "note": None}]
+
+
+def test_rows_added_in_between(pg_conn: psycopg.Connection) -> None:
+    pg_conn.execute(EVENTS)
+    earlier = capture_rows(pg_conn)
+    pg_conn.execute("CLUSTER events USING events_pkey; UPDATE ledger SET memo = memo")
+    assert rows_added(earlier, capture_rows(pg_conn)) == {}
+    pg_conn.execute("INSERT INTO ledger VALUES (3, 'seeded')")
+    added = rows_added(earlier, capture_rows(pg_conn))
+    assert added is not None and added[("public", "ledger")].rows == (("3", "seeded"),)
+    pg_conn.execute("UPDATE ledger SET memo = 'rewritten' WHERE id = 1")
+    assert rows_added(earlier, capture_rows(pg_conn)) is None
+
+
+FOLDED = """
+CREATE TABLE invoices (id int PRIMARY KEY, amount numeric);
+INSERT INTO invoices VALUES (1, 10), (2, 20);
+"""
+SPLIT = """
+CREATE TABLE lines (id int, invoice_id int REFERENCES invoices, amount numeric);
+INSERT INTO lines SELECT id, id, amount FROM invoices;
+ALTER TABLE invoices DROP COLUMN amount;
+"""
+
+
+@pytest.mark.parametrize(("downgrade", "lost"), [
+    ("ALTER TABLE invoices ADD COLUMN amount numeric; UPDATE invoices i SET amount = "
+     "(SELECT sum(amount) FROM lines WHERE invoice_id = i.id); DROP TABLE lines", []),
+    ("ALTER TABLE invoices ADD COLUMN amount numeric; DROP TABLE lines",
+     [{"id": 2, "amount": 20}]),
+], ids=["folds-added-lines-back", "forgets-the-amounts"])
+def test_round_trip_with_rows_added_in_between(pg_conn: psycopg.Connection, downgrade: str,
+                                               lost: list) -> None:
+    # A line added to invoice 1 between upgrade and downgrade changes what the downgrade
+    # rightly gives back for invoice 1, and only for it.
+    pg_conn.execute(FOLDED)
+    before_up = capture_rows(pg_conn)
+    pg_conn.execute(SPLIT)
+    after_up = capture_rows(pg_conn)
+    pg_conn.execute("INSERT INTO lines VALUES (3, 1, 5)")
+    added = rows_added(after_up, capture_rows(pg_conn))
+    keys = foreign_keys(pg_conn)
+    pg_conn.execute(downgrade)
+    violations = check_round_trip(before_up, capture_rows(pg_conn), revision="0003",
+                                  added=added, foreign_keys=keys)
+    assert [row for v in violations for row in v.evidence["lost"]] == lost
 
 
 def test_capture_reads_every_user_table_once_as_text(pg_conn: psycopg.Connection) -> None:

@@ -94,6 +94,20 @@ HOLES = [
         GRANT SELECT, UPDATE (amount) ON refunds TO {app};
         REVOKE SELECT ON refunds FROM {app}
      """, {"update"}, "public.refunds"),
+    # Functions run with their owner's rights (the superuser here): RLS filters nothing.
+    ("definer-function-returns-every-tenants-totals", """
+        CREATE FUNCTION tenant_totals() RETURNS TABLE (tenant_id uuid, total numeric)
+            SECURITY DEFINER LANGUAGE sql AS
+            'SELECT tenant_id, sum(amount) FROM events GROUP BY tenant_id'
+     """, {"execute"}, "tenant_totals()"),
+    ("definer-function-returns-the-grand-total", """
+        CREATE FUNCTION grand_total() RETURNS numeric SECURITY DEFINER LANGUAGE sql AS
+            'SELECT sum(amount) FROM events'
+     """, {"execute"}, "grand_total()"),
+    ("definer-function-takes-the-tenant-as-argument", """
+        CREATE FUNCTION events_of(t uuid, since date) RETURNS SETOF events SECURITY DEFINER
+            LANGUAGE sql AS 'SELECT * FROM events WHERE tenant_id = t'
+     """, {"execute"}, "events_of(uuid,date)"),
 ]
 
 HOLES_BY_ID = {hole[0]: hole[1] for hole in HOLES}
@@ -116,6 +130,31 @@ CORRECT = [
     ("materialized-view-not-granted", """
         CREATE MATERIALIZED VIEW mv_revenue AS
             SELECT tenant_id, sum(amount) AS revenue FROM events GROUP BY tenant_id
+     """),
+    ("definer-function-filtering-by-the-tenant-setting", f"""
+        CREATE FUNCTION my_total() RETURNS TABLE (tenant_id uuid, total numeric)
+            SECURITY DEFINER LANGUAGE sql AS
+            $$SELECT tenant_id, sum(amount) FROM events
+               WHERE tenant_id = {CURRENT_TENANT} GROUP BY tenant_id$$
+     """),
+    ("invoker-function", """
+        CREATE FUNCTION tenant_totals() RETURNS TABLE (tenant_id uuid, total numeric)
+            LANGUAGE sql AS 'SELECT tenant_id, sum(amount) FROM events GROUP BY tenant_id'
+     """),
+    ("definer-function-not-executable-by-the-app-role", """
+        CREATE FUNCTION grand_total() RETURNS numeric SECURITY DEFINER LANGUAGE sql AS
+            'SELECT sum(amount) FROM events';
+        REVOKE EXECUTE ON FUNCTION grand_total() FROM PUBLIC
+     """),
+    ("definer-function-with-volatile-or-tenant-free-results", """
+        CREATE TABLE currencies (code text PRIMARY KEY);
+        INSERT INTO currencies VALUES ('EUR'), ('USD');
+        CREATE FUNCTION currencies() RETURNS SETOF text SECURITY DEFINER LANGUAGE sql AS
+            'SELECT code FROM currencies';
+        CREATE FUNCTION token() RETURNS uuid SECURITY DEFINER LANGUAGE sql AS
+            'SELECT gen_random_uuid()';
+        CREATE FUNCTION touch(n integer) RETURNS void SECURITY DEFINER LANGUAGE sql AS
+            'DELETE FROM events'
      """),
 ]
 

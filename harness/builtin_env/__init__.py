@@ -39,8 +39,8 @@ def run_migrations(
     schema, table = version_table
     if schema != "public":
         quoted = connection.dialect.identifier_preparer.quote(schema)
-        connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
-        connection.commit()
+        with connection.begin():  # on legacy and 2.0-style connections alike
+            connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
     environment.configure(
         connection=connection,
         version_table=table,

@@ -1,12 +1,16 @@
 """Data preservation: a migration keeps every row it has no reason to change.
 
-The property, in the three forms the machine and the sweep check:
+The property, in the forms the machine and the sweep check:
 
-* across a step, every table the step did not restructure holds exactly the rows it held;
-* across a step, every table it did restructure still holds every row, projected onto the
-  columns present before and after (a column added or dropped is the schema invariant's
-  business, a lossy type change or deleted rows are this one's);
-* after an upgrade and its downgrade, every row of every column that existed before is back.
+* across a step, every table still holds every row it held, projected onto the columns present
+  before and after (a column added or dropped is the schema invariant's business, a lossy type
+  change, a rewritten value or a deleted row are this one's). Rows added are no loss: a revision
+  may insert reference rows. A downgrade may remove rows an earlier upgrade added
+  (:class:`AddedRows`): that is giving them back;
+* after an upgrade and its downgrade, the rows are exactly those before the upgrade: every row
+  of every column that existed before is back, and the rows the upgrade added are gone. Only
+  when nothing changed the rows in between: rows added meanwhile (seeded, or by a declared data
+  migration) may rightly change what a downgrade folds back into the old tables.
 
 Rows are compared as multisets of text values, one per column, read in one fixed session
 setup. Text rather than ``to_jsonb``: a widening type change (integer to bigint, varchar to
@@ -69,6 +73,24 @@ SELECT n.nspname, c.relname, c.relkind,
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
  GROUP BY n.nspname, c.relname, c.relkind
  ORDER BY n.nspname, c.relname
+"""
+
+
+_FOREIGN_KEYS = """
+SELECT sn.nspname, s.relname,
+       ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(num, i)
+               JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.num ORDER BY u.i),
+       tn.nspname, t.relname,
+       ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(num, i)
+               JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.num ORDER BY u.i)
+  FROM pg_constraint k
+  JOIN pg_class s ON s.oid = k.conrelid
+  JOIN pg_namespace sn ON sn.oid = s.relnamespace
+  JOIN pg_class t ON t.oid = k.confrelid
+  JOIN pg_namespace tn ON tn.oid = t.relnamespace
+ WHERE k.contype = 'f' AND k.conparentid = 0
+   AND sn.nspname <> 'information_schema' AND sn.nspname !~ '^pg_'
+ ORDER BY 1, 2, k.conname
 """
 
 
@@ -156,23 +178,22 @@ def check_step(
     *,
     revision: str | None,
     direction: Direction,
-    structural_tables: Collection[str] = frozenset(),
     data_migrations: Collection[str] = (),
+    removable: AddedRows | None = None,
 ) -> list[Violation]:
-    """Rows changed by one migration step of ``revision``, one violation per table.
+    """Rows lost or rewritten by one migration step of ``revision``, one violation per table.
 
-    ``structural_tables`` (``schema.table``, as ``Difference.table`` names them) are the
-    tables whose columns or constraints the step changed: they must keep every row on the
-    columns they kept, and may gain rows. Every other table present before and after must hold
-    exactly the same rows. Tables created or dropped by the step are not compared. A step of
-    several revisions (a jump) has no single ``revision``; pass None.
+    Tables present before and after must keep every row on the columns they kept; rows added
+    are no loss. Rows in ``removable`` (added by earlier upgrades) may go. Tables created or
+    dropped by the step are not compared. A step of several revisions (a jump) has no single
+    ``revision``; pass None.
     """
     if revision in data_migrations:
         return []
-    structural = set(structural_tables)
     action = f"changed by {direction}" + (f" of {revision}" if revision else "")
-    return _compare(before, after, revision=revision, action=action,
-                    strict=lambda name: _qualified(name) not in structural)
+    forgive = removable.remove_from if removable is not None else _forgive_nothing
+    return _compare(before, after, revision=revision, action=action, strict=False,
+                    forgive=forgive)
 
 
 def check_round_trip(
@@ -181,23 +202,157 @@ def check_round_trip(
     *,
     revision: str,
     data_migrations: Collection[str] = (),
+    added: Mapping[TableName, TableRows] | None = None,
+    foreign_keys: Collection[ForeignKey] = (),
 ) -> list[Violation]:
-    """Rows that an upgrade of ``revision`` followed by its downgrade did not give back.
+    """Rows that an upgrade of ``revision`` followed by its downgrade did not restore.
 
-    Only losses count: rows the round trip added are the step checks' business, and rows
-    seeded between the two steps must not be mistaken for a defect.
+    ``added`` are the rows added between the two (:func:`rows_added`). With none, the round
+    trip must restore exactly the rows it started from: lost rows and rows left behind both
+    count. With some, the downgrade may rightly carry them back (new rows in the old tables)
+    or fold them into the rows they refer to by ``foreign_keys`` (lines summed back into their
+    invoice): then only rows lost count, and not those an added row refers to.
     """
     if revision in data_migrations:
         return []
+    forgive = _forgive_referenced(added, foreign_keys) if added else _forgive_nothing
     return _compare(
         before_up, after_down, revision=revision,
-        action=f"not given back by upgrade and downgrade of {revision}", strict=lambda name: False,
+        action=f"not restored by upgrade and downgrade of {revision}", strict=not added,
+        forgive=forgive,
     )
+
+
+def rows_added(
+    earlier: RowsSnapshot, later: RowsSnapshot
+) -> dict[TableName, TableRows] | None:
+    """The rows added between two captures, per table (a table created meanwhile: all its rows).
+
+    None when any row was lost or rewritten in between, or a table dropped or restructured: a
+    round trip across such changes (a declared data migration ran meanwhile) cannot be judged.
+    """
+    if earlier.tables.keys() - later.tables.keys():
+        return None
+    added = {}
+    for name, new in later.tables.items():
+        old = earlier.tables.get(name)
+        if old is None:
+            added[name] = new
+            continue
+        if old.columns != new.columns:
+            return None
+        lost, appeared = _difference(old, new, list(old.columns))
+        if lost:
+            return None
+        if appeared:
+            added[name] = TableRows(new.columns, tuple(appeared))
+    return added
+
+
+@dataclasses.dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key by names: ``source(columns)`` references ``target(target_columns)``."""
+
+    source: TableName
+    columns: tuple[str, ...]
+    target: TableName
+    target_columns: tuple[str, ...]
+
+
+def foreign_keys(conn: psycopg.Connection) -> tuple[ForeignKey, ...]:
+    """Every foreign key outside the system schemas, as declared (not per partition)."""
+    return tuple(
+        ForeignKey((source_schema, source), tuple(columns), (target_schema, target),
+                   tuple(target_columns))
+        for source_schema, source, columns, target_schema, target, target_columns
+        in conn.execute(_FOREIGN_KEYS)
+    )
+
+
+class AddedRows:
+    """Rows that upgrades added (reference rows), which a later downgrade may remove.
+
+    A revision inserting reference rows has a downgrade deleting them: that gives back, it
+    does not lose. Kept as a set per table, with the columns of the time they were added; a
+    downgrade's lost row matches on the columns both have. A set, not a multiset: an added
+    row identical to one held before could hide that one's loss, a price paid for not
+    tracking which downgrade removes which insert.
+    """
+
+    def __init__(self) -> None:
+        self._tables: dict[TableName, tuple[tuple[str, ...], set[Row]]] = {}
+
+    def add(self, before: RowsSnapshot, after: RowsSnapshot) -> None:
+        """Record the rows a step added, also those of the tables it created."""
+        for name, new in after.tables.items():
+            old = before.tables.get(name)
+            if old is None:  # created by the step: every row in it is the step's
+                common, appeared = list(new.columns), list(new.rows)
+            else:
+                kept = {c.name for c in old.columns}
+                common = [c for c in new.columns if c.name in kept]
+                appeared = _difference(old, new, common)[1]
+            if appeared:
+                columns = tuple(c.name for c in common)
+                known_columns, rows = self._tables.get(name, (columns, set()))
+                if known_columns != columns:
+                    rows = set()
+                self._tables[name] = (columns, rows | set(appeared))
+
+    def remove_from(self, name: TableName, columns: list[Column], lost: list[Row]) -> list[Row]:
+        """``lost`` (rows on ``columns``) without the rows this set holds, matched on the
+        columns both have."""
+        known = self._tables.get(name)
+        if known is None:
+            return lost
+        return _without(lost, columns, known[0], known[1])
+
+
+Forgive = Callable[[TableName, list[Column], list[Row]], list[Row]]
+"""Given a table, the compared columns and its lost rows: the lost rows that still count."""
+
+
+def _forgive_nothing(name: TableName, columns: list[Column], lost: list[Row]) -> list[Row]:
+    return lost
+
+
+def _forgive_referenced(
+    added: Mapping[TableName, TableRows], keys: Collection[ForeignKey]
+) -> Forgive:
+    """Forgive lost rows that an added row refers to: the downgrade folded it into them."""
+    referenced: dict[TableName, list[tuple[tuple[str, ...], set[Row]]]] = \
+        collections.defaultdict(list)
+    for key in keys:
+        table = added.get(key.source)
+        names = [c.name for c in table.columns] if table is not None else []
+        if table is None or not set(key.columns) <= set(names):
+            continue
+        positions = [names.index(c) for c in key.columns]
+        values = {v for row in table.rows if None not in (v := tuple(row[p] for p in positions))}
+        referenced[key.target].append((key.target_columns, values))
+
+    def forgive(name: TableName, columns: list[Column], lost: list[Row]) -> list[Row]:
+        for target_columns, values in referenced.get(name, ()):
+            lost = _without(lost, columns, target_columns, values)
+        return lost
+
+    return forgive
+
+
+def _without(lost: list[Row], columns: list[Column], names: tuple[str, ...],
+             rows: set[Row]) -> list[Row]:
+    """``lost`` (on ``columns``) without those matching one of ``rows`` (on ``names``) on the
+    columns both have; all of ``lost`` when they have none in common."""
+    shared = [(i, names.index(c.name)) for i, c in enumerate(columns) if c.name in names]
+    if not shared:
+        return lost
+    matched = {tuple(row[k] for _, k in shared) for row in rows}
+    return [row for row in lost if tuple(row[i] for i, _ in shared) not in matched]
 
 
 def _compare(
     before: RowsSnapshot, after: RowsSnapshot, *, revision: str | None, action: str,
-    strict: Callable[[TableName], bool],
+    strict: bool, forgive: Forgive,
 ) -> list[Violation]:
     violations = []
     for name in sorted(before.tables.keys() & after.tables.keys()):
@@ -205,7 +360,8 @@ def _compare(
         kept = {c.name for c in new.columns}
         columns = [c for c in old.columns if c.name in kept]
         lost, appeared = _difference(old, new, columns)
-        if lost or (appeared and strict(name)):
+        lost = forgive(name, columns, lost)
+        if lost or (appeared and strict):
             violations.append(_violation(name, columns, lost, appeared, revision, action))
     return violations
 

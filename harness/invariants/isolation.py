@@ -15,6 +15,10 @@ For each role and each relation that carries the tenant column:
 * update_tenant: moving A's rows to another tenant is rejected;
 * update, delete: without a WHERE they touch no more rows than A has.
 
+And for each ``SECURITY DEFINER`` function the role may execute, what it returns when called
+as A (:mod:`harness.invariants.functions`): no rows of another tenant, nothing row-level
+security would hide from the role itself.
+
 Writes count as let through when they succeed, and, on tables, when they fail on a constraint:
 PostgreSQL checks a policy's WITH CHECK before NOT NULL, CHECK and unique constraints and
 before foreign keys, so such a failure means row-level security had already accepted the row.
@@ -37,6 +41,8 @@ from psycopg import sql
 
 from ..errors import HarnessError
 from ..settings import Settings
+from . import functions
+from .acting import Outcome, attempt, cast as _cast, leak
 from ..violations import Violation
 
 EXAMPLES = 3
@@ -244,13 +250,6 @@ class _Grants:
         return next((c for c in self.columns if c.name == name), None)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Outcome:
-    rows: list[tuple[Any, ...]]
-    rowcount: int
-    error: psycopg.Error | None
-
-
 def _relations(
     conn: psycopg.Connection, column: str, tenants_tables: tuple[tuple[str, str, str], ...]
 ) -> list[_Relation]:
@@ -303,6 +302,9 @@ def check_isolation(
                     violations += probe.update_tenant(tenant, other, counts.get(tenant, 0))
                 violations += probe.update_all(tenant, counts.get(tenant, 0))
                 violations += probe.delete_all(tenant, counts.get(tenant, 0))
+            if len(ranked) > 1:
+                violations += functions.check_functions(conn, setup, role, tenant, ranked[1],
+                                                        revision=revision)
         return violations
 
 
@@ -332,38 +334,11 @@ def _other_tenant(counts: dict[str | None, int], tenant: str, ranked: list[str])
     return next(iter(present), next((t for t in ranked if t != tenant), None))
 
 
-def _attempt(
-    conn: psycopg.Connection, query: sql.Composable, params: Any = None, *,
-    setting: tuple[str, str] | None = None, role: str | None = None, replica: bool = False,
-) -> _Outcome:
-    """Run ``query`` in a savepoint that is always rolled back, as ``role`` with ``setting``.
-
-    ``replica`` turns foreign-key triggers off, so that a DELETE's row count is not lost to a
-    RESTRICT violation; it must be set before the role, which may not set it.
-    """
-    configs = [pair for pair in (
-        setting,
-        ("session_replication_role", "replica") if replica else None,
-        ("role", role) if role else None,
-    ) if pair is not None]
-    try:
-        with conn.transaction(force_rollback=True):
-            if configs:
-                calls = sql.SQL(", ").join(sql.SQL("set_config(%s, %s, true)") for _ in configs)
-                conn.execute(sql.SQL("SELECT ") + calls, [v for pair in configs for v in pair])
-            cursor = conn.execute(query, params)
-            return _Outcome(cursor.fetchall() if cursor.description else [], cursor.rowcount, None)
-    except psycopg.Error as exc:
-        if exc.sqlstate is None:
-            raise
-        return _Outcome([], 0, exc)
-
-
 def _rows_by_tenant(
     conn: psycopg.Connection, setup: IsolationSetup, relation: _Relation, tenant: str | None
 ) -> dict[str | None, int] | None:
     """The superuser's count of rows per tenant; None when the relation cannot be read."""
-    outcome = _attempt(
+    outcome = attempt(
         conn, _count_by_tenant(relation),
         setting=(setup.tenant_setting, tenant) if tenant else None,
     )
@@ -521,7 +496,7 @@ class _Probe:
 
     def _row_of(self, tenant: str, columns: list[_Column]) -> list[str | None] | None:
         """The text of ``columns`` in one of ``tenant``'s rows, read by the superuser as them."""
-        outcome = _attempt(self.conn, sql.SQL(
+        outcome = attempt(self.conn, sql.SQL(
             "SELECT ARRAY[{values}]::text[] FROM {rel} WHERE {key}::text = %s LIMIT 1"
         ).format(values=sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name))
                                           for c in columns),
@@ -529,7 +504,7 @@ class _Probe:
             [tenant], setting=(self.setup.tenant_setting, tenant))
         return outcome.rows[0][0] if outcome.rows else None
 
-    def _let_through(self, outcome: _Outcome) -> str | None:
+    def _let_through(self, outcome: Outcome) -> str | None:
         """None when a write was stopped; else how it got through, as a clause for the message.
 
         Only on tables is a constraint failure proof: a view's CHECK OPTION is checked after
@@ -543,25 +518,13 @@ class _Probe:
         return None
 
     def _as_role(self, query: sql.Composable, tenant: str, params: Any = None, *,
-                 replica: bool = False) -> _Outcome:
-        return _attempt(self.conn, query, params, setting=(self.setup.tenant_setting, tenant),
+                 replica: bool = False) -> Outcome:
+        return attempt(self.conn, query, params, setting=(self.setup.tenant_setting, tenant),
                         role=self.role, replica=replica)
 
     def _violation(self, operation: str, tenant: str, what: str, **evidence: Any) -> Violation:
-        setting = self.setup.tenant_setting
-        as_whom = f"with {setting}={tenant}" if tenant else f"with {setting} unset"
-        return Violation(
-            property="tenant_isolation",
-            revision=self.revision,
-            message=f"role {self.role} {as_whom} {what}",
-            evidence={"role": self.role, "setting": setting, "tenant": tenant or None,
-                      "relation": str(self.relation), "operation": operation, **evidence},
-        )
-
-
-def _cast(type_name: str) -> sql.Composed:
-    # The type comes from format_type, which PostgreSQL renders as valid, quoted SQL.
-    return sql.SQL("CAST(%s AS {})").format(sql.SQL(type_name))
+        return leak(self.setup.tenant_setting, self.role, tenant, str(self.relation), operation,
+                    what, self.revision, **evidence)
 
 
 def _rows(count: int) -> str:

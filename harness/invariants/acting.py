@@ -1,0 +1,72 @@
+"""Acting as another role for one statement, leaving nothing behind.
+
+The isolation checks run every attempt through :func:`attempt`: a savepoint that is always
+rolled back, the tenant setting and the role set inside it, so no attempt can change a row, a
+setting or the catalog for the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ..violations import Violation
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+    error: psycopg.Error | None
+
+
+def attempt(
+    conn: psycopg.Connection, query: sql.Composable, params: Any = None, *,
+    setting: tuple[str, str] | None = None, role: str | None = None, replica: bool = False,
+    prepare: sql.Composable | None = None,
+) -> Outcome:
+    """Run ``query`` in a savepoint that is always rolled back, as ``role`` with ``setting``.
+
+    ``replica`` turns foreign-key triggers off, so that a DELETE's row count is not lost to a
+    RESTRICT violation; it must be set before the role, which may not set it. ``prepare`` runs
+    first, with the connection's own rights (a catalog change the attempt needs).
+    """
+    configs = [pair for pair in (
+        setting,
+        ("session_replication_role", "replica") if replica else None,
+        ("role", role) if role else None,
+    ) if pair is not None]
+    try:
+        with conn.transaction(force_rollback=True):
+            if prepare is not None:
+                conn.execute(prepare)
+            if configs:
+                calls = sql.SQL(", ").join(sql.SQL("set_config(%s, %s, true)") for _ in configs)
+                conn.execute(sql.SQL("SELECT ") + calls, [v for pair in configs for v in pair])
+            cursor = conn.execute(query, params)
+            return Outcome(cursor.fetchall() if cursor.description else [], cursor.rowcount, None)
+    except psycopg.Error as exc:
+        if exc.sqlstate is None:
+            raise
+        return Outcome([], 0, exc)
+
+
+def leak(setting: str, role: str, tenant: str, relation: str, operation: str, what: str,
+         revision: str | None, **evidence: Any) -> Violation:
+    """A ``tenant_isolation`` violation: ``role``, acting for ``tenant``, ``what`` it did."""
+    as_whom = f"with {setting}={tenant}" if tenant else f"with {setting} unset"
+    return Violation(
+        property="tenant_isolation",
+        revision=revision,
+        message=f"role {role} {as_whom} {what}",
+        evidence={"role": role, "setting": setting, "tenant": tenant or None,
+                  "relation": relation, "operation": operation, **evidence},
+    )
+
+
+def cast(type_name: str) -> sql.Composed:
+    """A parameter cast to ``type_name``, as ``format_type`` renders it (valid, quoted SQL)."""
+    return sql.SQL("CAST(%s AS {})").format(sql.SQL(type_name))
