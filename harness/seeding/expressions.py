@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["COMPARISONS", "PATTERNS", "Node", "ParseError", "Parser", "columns_of", "parse_check"]
 
@@ -94,18 +94,18 @@ class Parser:
         return self.disjunction()
 
     def disjunction(self) -> Node:
-        items = [self.conjunction()]
-        while self.word() == "OR":
-            self.take()
-            items.append(self.conjunction())
-        return items[0] if len(items) == 1 else Node("or", tuple(items))
+        return self.chain("OR", self.conjunction)
 
     def conjunction(self) -> Node:
-        items = [self.negation()]
-        while self.word() == "AND":
+        return self.chain("AND", self.negation)
+
+    def chain(self, word: str, operand: Callable[[], Node]) -> Node:
+        """``operand [word operand]...`` as one ``and`` or ``or`` node."""
+        items = [operand()]
+        while self.word() == word:
             self.take()
-            items.append(self.negation())
-        return items[0] if len(items) == 1 else Node("and", tuple(items))
+            items.append(operand())
+        return items[0] if len(items) == 1 else Node(word.lower(), tuple(items))
 
     def negation(self) -> Node:
         if self.word() == "NOT":

@@ -31,7 +31,7 @@ DEFAULT: Any = _Default()
 """A column value meaning "omit the column", also in overrides (``st.just(DEFAULT)``)."""
 
 POOL_LIMIT = 500
-"""Parent rows a foreign key chooses among: the first ones, in physical order."""
+"""Parent rows a foreign key chooses among, by default: the first ones, in physical order."""
 PHYSICAL_ORDER = sql.SQL("tableoid::regclass::text, ctid")
 """Rows in the order they were written: the same on every replay of an example."""
 # Refusals about the row's values: data exceptions (22), integrity violations (23, which
@@ -55,9 +55,10 @@ class Inserter:
     inside a transaction (each row its own savepoint).
     """
 
-    def __init__(self, cursor: psycopg.Cursor) -> None:
+    def __init__(self, cursor: psycopg.Cursor, pool_limit: int = POOL_LIMIT) -> None:
         self.conn = cursor.connection
         self.cursor = cursor
+        self.pool_limit = pool_limit
         self.pools: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
         self.statements: dict[tuple[str, tuple[str, ...]], str] = {}
 
@@ -77,7 +78,7 @@ class Inserter:
                     sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in fk.parent_columns
                 ),
                 PHYSICAL_ORDER,
-                sql.Literal(POOL_LIMIT),
+                sql.Literal(self.pool_limit),
             )
             self.pools[pool_key] = self.run(query, ()).fetchall()
         return self.pools[pool_key]
