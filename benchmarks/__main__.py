@@ -15,6 +15,8 @@ Sections:
 - walk: migration steps per second on the bundled history, and the cost of a fresh example.
 - snapshot: ``take_snapshot`` against the number of tables (see ``bench_snapshot.py``).
 - server: starting and stopping the embedded server, the fixed cost of every run.
+- seeding: rows per second and the share of inserts the database refuses, on the bundled
+  schema and the mutant corpus (:mod:`benchmarks.seeding`, which also runs alone).
 
 A section that fails (say, a walk that finds a defect while others change the harness) is
 reported as such and the others still run: one broken section must not cost a long run's figures.
@@ -51,6 +53,8 @@ from .bench_snapshot import schema
 from .floor import run_floor
 from .histories import write_history
 from .plot import line_chart
+from .seeding import bench_seeding
+from .seeding import render as render_seeding
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_INI = ROOT / "alembic.ini"
@@ -210,6 +214,8 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", "| tables | snapshot, new connection (ms) | snapshot, warm connection (ms) |",
                   "|---:|---:|---:|"]
         lines += [f"| {r['tables']} | {r['cold_ms']:.0f} | {r['warm_ms']:.0f} |" for r in results["snapshot"]]
+    if results.get("seeding") and "error" not in results["seeding"]:
+        lines += ["", "seeding (rows per second, inserts refused):", render_seeding(results["seeding"])]
     if results.get("server") and "error" not in results["server"]:
         lines += ["", f"embedded server start + stop: {results['server']['start_stop_ms']:.0f} ms median"]
     lines += [f"\n{name}: FAILED: {entry['error']}" for name, entry in results.items()
@@ -248,7 +254,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per median of the floor and the snapshots (a sweep runs once)")
     parser.add_argument("--tables", type=int, nargs="+", default=[10, 100, 300])
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["scale", "alternative", "profile", "walk", "snapshot", "server"])
+                        choices=["scale", "alternative", "profile", "walk", "snapshot", "server", "seeding"])
     parser.add_argument("--quick", action="store_true", help="50 and 100 revisions, one run each, no profile")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "speed.json")
     args = parser.parse_args()
@@ -265,6 +271,7 @@ def main() -> None:
         section(results, "profile", args.skip, lambda: bench_profile(server, work, args.compare_at))
         section(results, "walk", args.skip, lambda: bench_walk(server, examples=30))
         section(results, "snapshot", args.skip, lambda: bench_snapshots(server, args.tables, args.repeat * 3))
+        section(results, "seeding", args.skip, lambda: bench_seeding(server, work, examples=10))
     section(results, "server", args.skip, lambda: bench_server(args.repeat * 3))
     results["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
     print()

@@ -155,7 +155,10 @@ def build_machine(
                 catalog = session.per_state(
                     "catalog", state, lambda: seeding.read_catalog(conn, exclude=exclude)
                 )
-                return seeding.seed_rows(conn, data.draw, catalog, overrides=overrides).records
+                result = seeding.seed_rows(conn, data.draw, catalog, overrides=overrides)
+                session.coverage.seed_attempts += result.rows + result.rejected
+                session.coverage.seed_refused += result.rejected
+                return result.records
 
             self._check(self.trial.seed(insert))
 

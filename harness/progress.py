@@ -75,7 +75,9 @@ def coverage_summary(coverage: dict[str, Any]) -> list[str]:
         return []
     width = max(len(rev) for rev in per_revision)
     lines = [f"coverage: {coverage.get('steps', 0)} steps, {coverage.get('states', 0)} states, "
-             f"{coverage.get('seeded_rows', 0)} rows seeded"]
+             f"{coverage.get('seeded_rows', 0)} rows seeded"
+             + (f" ({coverage['seed_refused']} of {coverage['seed_attempts']} inserts refused)"
+                if coverage.get("seed_attempts") else "")]
     for rev, counts in per_revision.items():
         gaps = [d for d in DIRECTIONS if not counts.get(d)]
         mark = "  never " + " nor ".join(f"{d}d" for d in gaps) if gaps else ""

@@ -27,6 +27,10 @@ class Coverage:
     steps: collections.Counter[tuple[str, str]] = dataclasses.field(default_factory=collections.Counter)
     states: collections.Counter[State] = dataclasses.field(default_factory=collections.Counter)
     seeded_rows: int = 0
+    seed_attempts: int = 0
+    """Inserts the walk's seeding sent, accepted or not."""
+    seed_refused: int = 0
+    """Of those, the ones the database refused: rows the walk wanted and never tested."""
 
     def to_json(self, revisions: list[str], irreversible: dict[str, str]) -> dict[str, Any]:
         return {
@@ -38,6 +42,8 @@ class Coverage:
             "states": len(self.states),
             "steps": sum(self.steps.values()),
             "seeded_rows": self.seeded_rows,
+            "seed_attempts": self.seed_attempts,
+            "seed_refused": self.seed_refused,
             "unvisited": [
                 f"{op} {rev}" for rev in revisions for op in ("upgrade", "downgrade")
                 if not self.steps[(op, rev)] and not (op == "downgrade" and rev in irreversible)

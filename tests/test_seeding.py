@@ -253,7 +253,7 @@ def test_the_database_side_of_seeding_never_loads_hypothesis() -> None:
     code = (
         "import sys\n"
         "import harness.seeding, harness.seeding.hints, harness.seeding.catalog\n"
-        "import harness.seeding.insert, harness.seeding.filling\n"
+        "import harness.seeding.insert, harness.seeding.filling, harness.seeding.repair\n"
         "from harness import DEFAULT, Overrides\n"
         "assert 'hypothesis' not in sys.modules, 'loaded on import'\n"
         "harness.seeding.seed_rows\n"

@@ -32,6 +32,8 @@ def test_the_same_seed_gives_the_same_walk(tmp_path, pg_server):
 
     assert first == again
     assert first != other
+    # Every insert the seeding sent is counted, refused or not.
+    assert first["seed_attempts"] == first["seeded_rows"] + first["seed_refused"] > 0
 
 
 def test_failures_are_kept_between_runs_under_ci_true(tmp_path, pg_server):

@@ -250,6 +250,33 @@ class _Grants:
         return next((c for c in self.columns if c.name == name), None)
 
 
+def tenant_reach(conn: psycopg.Connection, setup: IsolationSetup) -> tuple[dict[str, tuple[str, ...]], int]:
+    """Per application role, the relations carrying the tenant column (and the tenants
+    tables) it may read or write, even one column of; and how many tenants hold rows."""
+    relations = _relations(conn, setup.tenant_column, setup.tenants_tables)
+    reachable = {role: tuple(str(r) for r in relations if _granted(conn, role, r.oid))
+                 for role in setup.app_roles}
+    carrying = [r.ident for r in relations if r.is_table and r.key == setup.tenant_column]
+    if not carrying:
+        return reachable, 0
+    union = sql.SQL(" UNION ").join(
+        sql.SQL("SELECT {}::text FROM {}").format(sql.Identifier(setup.tenant_column), ident)
+        for ident in carrying
+    )
+    query = sql.SQL("SELECT count(*) FROM ({}) AS tenants(id)").format(union)
+    return reachable, conn.execute(query).fetchone()[0]
+
+
+def _granted(conn: psycopg.Connection, role: str, oid: int) -> bool:
+    """Whether ``role`` (existing or not yet) may read or write the relation, even one column."""
+    return conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %(role)s) AND"
+        " (has_table_privilege(%(role)s, %(oid)s::oid, 'SELECT, INSERT, UPDATE, DELETE')"
+        "  OR has_any_column_privilege(%(role)s, %(oid)s::oid, 'SELECT, INSERT, UPDATE'))",
+        {"role": role, "oid": oid},
+    ).fetchone()[0]
+
+
 def _relations(
     conn: psycopg.Connection, column: str, tenants_tables: tuple[tuple[str, str, str], ...]
 ) -> list[_Relation]:

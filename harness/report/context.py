@@ -16,7 +16,6 @@ import psycopg
 
 from ..graph import BASE, RevisionGraph, State, Step
 from ..invariants import isolation
-from ..references import Unreachable
 from ..server import Database
 from ..session import Session
 from ..seeding.filling import Filled, fill
@@ -62,16 +61,10 @@ class Context:
         """Every revision run on seeded databases (:mod:`.runs`)."""
         return gather(self)
 
-    @functools.cached_property
+    @property
     def isolation_setup(self) -> isolation.IsolationSetup | None:
-        """Tenant setting, column and application roles, read where they are complete: at head."""
-        try:
-            template = self.references.template(self.graph.heads)
-        except Unreachable:
-            return None
-        with self.server.scratch(template=template) as database:
-            with psycopg.connect(database.dsn, autocommit=True) as conn:
-                return isolation.detect(conn, self.settings)
+        """Tenant setting, column and application roles, as the session detects them at head."""
+        return self.session.isolation_setup()
 
     def seeded(self, state: State) -> tuple[Database, Filled]:
         """A database at ``state`` holding seeded rows, and its row counts: clone it, never

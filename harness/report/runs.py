@@ -26,7 +26,6 @@ import dataclasses
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 import psycopg
-from psycopg import sql
 
 from ..graph import State, Step
 from ..invariants import data, isolation
@@ -294,44 +293,4 @@ def _check_isolation(ctx: Context, conn: psycopg.Connection, run: RevisionRun) -
     if setup is None:
         return
     run.isolation = tuple(isolation.check_isolation(conn, setup, revision=run.revision))
-    relations = conn.execute(_TENANT_RELATIONS, {
-        "column": setup.tenant_column, "tenants": [f"{s}.{t}" for s, t, _ in setup.tenants_tables],
-    }).fetchall()
-    run.reachable = {
-        role: tuple(f"{s}.{t}" for oid, s, t, _ in relations if _granted(conn, role, oid))
-        for role in setup.app_roles
-    }
-    run.tenants = _tenant_count(conn, setup.tenant_column,
-                                [(s, t) for _, s, t, carries in relations if carries])
-
-
-# Tables and views carrying the tenant column (flagged when a table), and the tenants tables.
-_TENANT_RELATIONS = """
-SELECT c.oid, n.nspname, c.relname, c.relkind IN ('r', 'p') AND a.attname IS NOT NULL
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = %(column)s AND NOT a.attisdropped
- WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-   AND (a.attname IS NOT NULL OR format('%%s.%%s', n.nspname, c.relname) = ANY(%(tenants)s::text[]))
- ORDER BY 2, 3
-"""
-
-
-def _granted(conn: psycopg.Connection, role: str, oid: int) -> bool:
-    """Whether ``role`` (existing or not yet) may read or write the relation, even one column."""
-    return conn.execute(
-        "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %(role)s) AND"
-        " (has_table_privilege(%(role)s, %(oid)s::oid, 'SELECT, INSERT, UPDATE, DELETE')"
-        "  OR has_any_column_privilege(%(role)s, %(oid)s::oid, 'SELECT, INSERT, UPDATE'))",
-        {"role": role, "oid": oid},
-    ).fetchone()[0]
-
-
-def _tenant_count(conn: psycopg.Connection, column: str, tables: list[tuple[str, str]]) -> int:
-    """Distinct tenants holding rows in ``tables``, which carry the tenant column."""
-    if not tables:
-        return 0
-    union = sql.SQL(" UNION ").join(
-        sql.SQL("SELECT {}::text FROM {}").format(sql.Identifier(column), sql.Identifier(s, t))
-        for s, t in tables
-    )
-    return conn.execute(sql.SQL("SELECT count(*) FROM ({}) AS tenants(id)").format(union)).fetchone()[0]
+    run.reachable, run.tenants = isolation.tenant_reach(conn, setup)

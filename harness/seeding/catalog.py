@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import re
 from typing import Iterable, Iterator, Mapping
 
 import psycopg
@@ -100,6 +101,12 @@ class Table:
     partitioned: bool = False
     ordered: tuple[tuple[str, str], ...] = ()
     """(lower, higher) column pairs from CHECKs such as ``period_end > period_start``."""
+    checks: tuple[str, ...] = ()
+    """The CHECK constraints' definitions, as ``pg_get_constraintdef`` gives them."""
+    tenant: tuple[str, str] | None = None
+    """(setting, column) when a row-level security policy checks inserted rows against a
+    setting, as ``tenant_id = current_setting('app.tenant')::uuid`` does, and binds the
+    connected role: each row goes in with the setting at its own tenant."""
 
     @property
     def key(self) -> str:
@@ -213,6 +220,26 @@ SELECT p.partrelid, p.partattrs::int2[], pg_get_expr(c.relpartbound, c.oid)
  ORDER BY c.relname
 """
 
+# Policies that check the rows the connected role inserts: row-level security enabled, the
+# role neither superuser nor BYPASSRLS, and the table FORCEd or not the role's own. With the
+# columns each policy reads, as pg_depend records them.
+_TENANT_POLICIES = """
+SELECT p.polrelid, pg_get_expr(coalesce(p.polwithcheck, p.polqual), p.polrelid),
+       ARRAY(SELECT a.attname::text
+               FROM pg_depend d
+               JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+              WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid
+                AND d.refobjid = p.polrelid AND d.refobjsubid > 0)
+  FROM pg_policy p
+  JOIN pg_class c ON c.oid = p.polrelid
+ WHERE p.polrelid = ANY(%s::oid[]) AND c.relrowsecurity AND p.polcmd IN ('*', 'a')
+   AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE'))
+   AND NOT EXISTS (SELECT FROM pg_roles r
+                    WHERE r.rolname = current_user AND (r.rolsuper OR r.rolbypassrls))
+ ORDER BY p.polrelid, p.polname
+"""
+_SETTING_CALL = re.compile(r"current_setting\('((?:[^']|'')+)'")
+
 _KINDS = {
     "int2": "int2", "int4": "int4", "int8": "int8", "numeric": "numeric", "money": "money",
     "float4": "float4", "float8": "float8", "text": "text", "varchar": "text", "bpchar": "text",
@@ -229,7 +256,7 @@ def read_catalog(
 ) -> Catalog:
     """The tables of every user schema at the database's current state, ready for seeding.
 
-    Six catalog queries whatever the schema's size. ``exclude`` names ``(schema, table)`` pairs
+    Seven catalog queries whatever the schema's size. ``exclude`` names ``(schema, table)`` pairs
     never to seed, such as ``("public", "alembic_version")``; foreign keys into them still draw
     on their existing rows.
     """
@@ -251,11 +278,19 @@ def read_catalog(
         partitions = collections.defaultdict(list)
         for relid, keys, bound in cur.execute(_PARTITIONS, (oids,)):
             partitions[relid].append((keys, bound))
+        tenants: dict[int, tuple[str, str]] = {}
+        for relid, expression, read in cur.execute(_TENANT_POLICIES, (oids,)):
+            setting = _SETTING_CALL.search(expression or "")
+            if setting and len(read) == 1:
+                tenants.setdefault(relid, (setting.group(1).replace("''", "'"), read[0]))
 
     types = _TypeReader(type_rows)
     built = [
-        _build_table(schema, name, partitioned, columns[oid], constraints[oid], unique[oid],
-                     partitions[oid], types)
+        dataclasses.replace(
+            _build_table(schema, name, partitioned, columns[oid], constraints[oid], unique[oid],
+                         partitions[oid], types),
+            tenant=tenants.get(oid),
+        )
         for oid, schema, name, partitioned in tables
     ]
     return Catalog(_parents_first(built))
@@ -270,6 +305,7 @@ def _build_table(
     names = set(by_attnum.values())
     hints: dict[str, Hints] = collections.defaultdict(Hints)
     ordered: list[tuple[str, str]] = []
+    checks: list[str] = []
     foreign_keys = []
     for conname, contype, columns, parent_columns, parent_schema, parent_name, definition in (
         constraint_rows
@@ -278,6 +314,7 @@ def _build_table(
             for column, found in check_hints(definition, names).items():
                 hints[column] = hints[column].merge(found)
             ordered.extend(orderings(definition, names))
+            checks.append(definition)
         else:
             foreign_keys.append(ForeignKey(
                 name=conname,
@@ -312,6 +349,7 @@ def _build_table(
         ),
         partitioned=partitioned,
         ordered=tuple(dict.fromkeys(ordered)),
+        checks=tuple(checks),
     )
 
 

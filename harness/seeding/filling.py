@@ -29,6 +29,7 @@ from psycopg import sql
 
 from .catalog import Column, ForeignKey, Table, TypeInfo, read_catalog
 from .hints import Hints
+from .insert import Inserter, Refused
 
 ATTEMPTS = 30
 """Candidates per row: CHECKs that tie columns together accept a fraction of random rows."""
@@ -78,14 +79,16 @@ def fill(
     """
     catalog = read_catalog(conn, exclude=exclude)
     result = Filled()
-    for table in catalog:
-        present = _count(conn, table)
-        wanted = max(rows_per_table - present, 0)
-        rng = random.Random(f"{seed}:{table.key}")
-        added = _fill_table(conn, table, wanted, present, rng, result) if wanted else 0
-        result.rows[table.key] = present + added
-        if added:
-            result.added[table.key] = added
+    with conn.cursor() as cursor:
+        inserter = Inserter(cursor, pool_limit=POOL_LIMIT)
+        for table in catalog:
+            present = _count(conn, table)
+            wanted = max(rows_per_table - present, 0)
+            rng = random.Random(f"{seed}:{table.key}")
+            added = _fill_table(inserter, table, wanted, present, rng, result) if wanted else 0
+            result.rows[table.key] = present + added
+            if added:
+                result.added[table.key] = added
     return result
 
 
@@ -95,7 +98,7 @@ def _count(conn: psycopg.Connection, table: Table) -> int:
 
 
 def _fill_table(
-    conn: psycopg.Connection, table: Table, wanted: int, offset: int, rng: random.Random,
+    inserter: Inserter, table: Table, wanted: int, offset: int, rng: random.Random,
     result: Filled,
 ) -> int:
     missing = [c.name for c in table.columns
@@ -104,13 +107,14 @@ def _fill_table(
     if missing:
         result.unseedable[table.key] = f"no values for {', '.join(missing)}"
         return 0
-    pools = {fk.name: _pool(conn, fk) for fk in _widest_first(table.foreign_keys)}
+    # The parents as they are before this table's rows: a copy, not the growing pool.
+    pools = {fk.name: list(inserter.pool(fk)) for fk in _widest_first(table.foreign_keys)}
     added = 0
-    with conn.transaction():
+    with inserter.conn.transaction():
         for index in range(offset, offset + wanted):
             for _ in range(ATTEMPTS):
                 values = _row(table, pools, index, rng)
-                if values is not None and _insert(conn, table, values):
+                if values is not None and _inserted(inserter, table, values):
                     added += 1
                     break
                 result.rejected += 1
@@ -124,17 +128,6 @@ def _widest_first(keys: Sequence[ForeignKey]) -> list[ForeignKey]:
 
 def _in_foreign_key(table: Table, column: str) -> bool:
     return any(column in fk.columns for fk in table.foreign_keys)
-
-
-def _pool(conn: psycopg.Connection, fk: ForeignKey) -> list[tuple[str, ...]]:
-    """Parent key values as text, in physical order so the same clone gives the same pool."""
-    columns = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in fk.parent_columns)
-    not_null = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(c))
-                                     for c in fk.parent_columns)
-    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY ctid LIMIT {}").format(
-        columns, sql.Identifier(fk.parent_schema, fk.parent_name), not_null, sql.Literal(POOL_LIMIT)
-    )
-    return [tuple(row) for row in conn.execute(query)]
 
 
 def _row(
@@ -285,20 +278,9 @@ _SIMPLE = {
 }
 
 
-def _insert(conn: psycopg.Connection, table: Table, values: dict[str, Any]) -> bool:
-    casts = {c.name: c.cast for c in table.columns}
-    names = list(values)
-    target = sql.Identifier(table.schema, table.name)
-    if names:
-        statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-            target, sql.SQL(", ").join(map(sql.Identifier, names)),
-            sql.SQL(", ").join(sql.SQL("%s::" + casts[n]) for n in names),
-        )
-    else:  # every column left to its default (a serial key alone)
-        statement = sql.SQL("INSERT INTO {} DEFAULT VALUES").format(target)
+def _inserted(inserter: Inserter, table: Table, values: dict[str, Any]) -> bool:
     try:
-        with conn.transaction():
-            conn.execute(statement, [values[n] for n in names])
-    except psycopg.Error:
+        inserter.insert(table, values)
+    except (Refused, psycopg.Error):
         return False
     return True

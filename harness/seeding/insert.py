@@ -31,7 +31,7 @@ DEFAULT: Any = _Default()
 """A column value meaning "omit the column", also in overrides (``st.just(DEFAULT)``)."""
 
 POOL_LIMIT = 500
-"""Parent rows a foreign key chooses among: the first ones, in physical order."""
+"""Parent rows a foreign key chooses among, by default: the first ones, in physical order."""
 PHYSICAL_ORDER = sql.SQL("tableoid::regclass::text, ctid")
 """Rows in the order they were written: the same on every replay of an example."""
 # Refusals about the row's values: data exceptions (22), integrity violations (23, which
@@ -55,9 +55,10 @@ class Inserter:
     inside a transaction (each row its own savepoint).
     """
 
-    def __init__(self, cursor: psycopg.Cursor) -> None:
+    def __init__(self, cursor: psycopg.Cursor, pool_limit: int = POOL_LIMIT) -> None:
         self.conn = cursor.connection
         self.cursor = cursor
+        self.pool_limit = pool_limit
         self.pools: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
         self.statements: dict[tuple[str, tuple[str, ...]], str] = {}
 
@@ -77,7 +78,7 @@ class Inserter:
                     sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in fk.parent_columns
                 ),
                 PHYSICAL_ORDER,
-                sql.Literal(POOL_LIMIT),
+                sql.Literal(self.pool_limit),
             )
             self.pools[pool_key] = self.run(query, ()).fetchall()
         return self.pools[pool_key]
@@ -94,10 +95,14 @@ class Inserter:
         )
         statement = self._statement(table, columns)
         params = [_adapt(table.column(c), values[c]) for c in columns]
+        tenant = values.get(table.tenant[1]) if table.tenant else None
         try:
-            cursor = self.run(statement, params)
+            if tenant is None or tenant is DEFAULT:
+                cursor = self.run(statement, params)
+            else:
+                cursor = self._as_tenant(table.tenant[0], str(tenant), statement, params)
         except psycopg.Error as exc:
-            if not (exc.sqlstate or "").startswith(_REJECTED_CLASSES):
+            if not _refusal(exc):
                 raise
             raise Refused(f"{type(exc).__name__} {exc.diag.constraint_name or ''}".rstrip()) from None
         record = dict(zip((c.name for c in table.columns), cursor.fetchone()))
@@ -117,6 +122,14 @@ class Inserter:
             return self.cursor.execute(query, params, prepare=False)
         with self.conn.transaction():
             return self.cursor.execute(query, params, prepare=False)
+
+    def _as_tenant(self, setting: str, tenant: str, statement: str, params: Sequence[Any]) -> psycopg.Cursor:
+        """The INSERT with the tenant setting at the row's tenant, so that a row-level security
+        policy checking it lets the row in. The setting is local to the transaction: inside
+        the caller's, it stays until that one ends."""
+        with self.conn.transaction():
+            self.cursor.execute("SELECT set_config(%s, %s, true)", (setting, tenant), prepare=False)
+            return self.cursor.execute(statement, params, prepare=False)
 
     def _statement(self, table: Table, columns: tuple[str, ...]) -> str:
         """The INSERT for these columns, rendered once: psycopg would otherwise compose the
@@ -145,6 +158,15 @@ class Inserter:
             statement = sql.SQL("INSERT INTO {} {} RETURNING {}").format(target, body, returned)
             self.statements[cache_key] = statement.as_string(self.conn)
         return self.statements[cache_key]
+
+
+def _refusal(exc: psycopg.Error) -> bool:
+    """Whether the database refused the row's values, rather than failed."""
+    if (exc.sqlstate or "").startswith(_REJECTED_CLASSES):
+        return True
+    # A policy's WITH CHECK: the row's tenant is not the session's (42501, as for a missing
+    # privilege, which is no refusal but the harness's problem).
+    return exc.sqlstate == "42501" and "row-level security" in str(exc)
 
 
 def _adapt(column: Column, value: Any) -> Any:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import re
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import psycopg
 from hypothesis import strategies as st
@@ -31,9 +32,13 @@ from hypothesis.strategies import SearchStrategy
 from psycopg import sql
 
 from ..errors import HarnessError
-from .catalog import Catalog, ForeignKey, Table
+from .catalog import Catalog, Column, ForeignKey, Table
+from .checks import Env
+from .expressions import Node, parse_check
 from .insert import DEFAULT, PHYSICAL_ORDER, Inserter, Refused, as_text
+from .hints import Hints, tighter
 from .overrides import NO_OVERRIDES, Overrides
+from .repair import Repair
 from .strategies import column_values, weighted
 
 __all__ = ["TENANT_ROWS", "SeedResult", "seed_rows"]
@@ -78,6 +83,9 @@ TENANT_ROWS = 3
 children, so that child rows spread over several of them and isolation means something."""
 _EXISTING_ROWS = 4
 """Rows already in a table whose values new rows may repeat."""
+_UNIQUE_REDRAWS = 2
+"""Draws a column alone under a unique key gets to differ from the values seen."""
+_VARIANT_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,11 +104,17 @@ class _Plan:
     overridden: frozenset[str]
     repeatable: frozenset[str]
     """Columns that may repeat a value: not alone under a unique constraint. The others are
-    redrawn (twice at most) rather than repeat a value this call inserted."""
+    redrawn (:data:`_UNIQUE_REDRAWS` times at most) rather than repeat a value already seen."""
     textual: frozenset[str]
     """Columns of a text kind, whose repeats may change case."""
     foreign_keys: tuple[ForeignKey, ...]
     """Widest first, so that a composite key fixes the tenant before the tenant's own key."""
+    checks: tuple[Node, ...]
+    """The CHECK constraints :mod:`.checks` can read, which drawn rows are repaired against."""
+    kinds: Mapping[str, tuple[str | None, str | None]]
+    """Column -> (kind, default expression), for judging rows against :attr:`checks`."""
+    repairable: frozenset[str]
+    """Drawn columns a repair may set: not overridden, not filled from a sequence."""
 
     def __repr__(self) -> str:
         return f"<plan for {self.table.key}>"
@@ -294,12 +308,17 @@ def _plan(table: Table, overrides: Overrides) -> _Plan | str:
     between calls."""
     insertable = tuple(c.name for c in table.columns if c.insertable)
     in_foreign_key = {c for fk in table.foreign_keys for c in fk.columns}
+    # The tenant a row-level security policy checks must be known before the insert, to set
+    # the tenant setting to it: never left to a default.
+    tenant_column = table.tenant[1] if table.tenant else None
     strategies = {
-        name: column_values(table.column(name), overrides.column(table.key, name))
+        name: column_values(table.column(name), overrides.column(table.key, name),
+                            explicit=name == tenant_column)
         for name in insertable
     }
     filled = {
-        name: column_values(table.column(name), overrides.column(table.key, name), nulls=False)
+        name: column_values(table.column(name), overrides.column(table.key, name), nulls=False,
+                            explicit=name == tenant_column)
         for name in insertable if table.column(name).nullable
     }
     row_override = overrides.row(table.key)
@@ -324,6 +343,13 @@ def _plan(table: Table, overrides: Overrides) -> _Plan | str:
         repeatable=frozenset(insertable) - alone_unique,
         textual=frozenset(n for n in insertable if table.column(n).type.kind == "text"),
         foreign_keys=tuple(sorted(table.foreign_keys, key=lambda fk: -len(fk.columns))),
+        checks=tuple(node for node in map(parse_check, table.checks) if node is not None),
+        kinds={c.name: (c.type.kind, c.default) for c in table.columns},
+        repairable=frozenset(
+            n for n in insertable
+            if n not in in_foreign_key and overrides.column(table.key, n) is None
+            and not table.column(n).counted and strategies[n] is not None
+        ) if row_override is None else frozenset(),
     )
 
 
@@ -381,16 +407,11 @@ def _rows(
             if mode == _NULLS_NONE:
                 strategy = plan.filled.get(column, strategy)
             value = draw(strategy)
-            for _ in range(0 if column in plan.repeatable else 2):
+            for _ in range(0 if column in plan.repeatable else _UNIQUE_REDRAWS):
                 if value not in seen.get(column, ()):
                     break
                 value = draw(strategy)
             values[column] = value
-
-    for lower, higher in plan.table.ordered:
-        low, high = values.get(lower), values.get(higher)
-        if _out_of_order(low, high) and not {lower, higher} & plan.overridden:
-            values[lower], values[higher] = high, low
 
     missing = []
     for fk in plan.foreign_keys:
@@ -417,6 +438,16 @@ def _rows(
             # Left over by a foreign key switched off by another column's NULL.
             strategy = plan.strategies[column]
             values[column] = None if column in plan.nullable or strategy is None else draw(strategy)
+    if plan.checks:
+        Repair(
+            Env(values, plan.kinds), plan.repairable - fixed.keys(), plan.nullable,
+            fill=lambda column: draw(plan.filled.get(column, plan.strategies[column])),
+            choose=lambda n: draw(_index(n)),
+        ).run(plan.checks)
+    for column in plan.drawn:
+        if column not in plan.repeatable and column not in plan.overridden \
+                and values.get(column) in seen.get(column, ()):
+            values[column] = _unseen(values[column], seen[column], plan.table.column(column))
     return _Row(values, missing)
 
 
@@ -429,15 +460,37 @@ def _again(draw: Callable[..., Any], previous: Sequence[Any], textual: bool) -> 
     return value
 
 
-def _out_of_order(low: Any, high: Any) -> bool:
-    """Whether two drawn values compare and are the wrong way round; NULL, DEFAULT, a text
-    hint against a date, NaN: none of them compare."""
-    if low is None or high is None or type(low) is not type(high) or low is DEFAULT:
-        return False
-    try:
-        return bool(low > high)
-    except (TypeError, ArithmeticError):
-        return False
+def _unseen(value: Any, seen: Sequence[Any], column: Column) -> Any:
+    """A near variant of a value already in a unique column, within the column's hints; the
+    value itself if none is found.
+
+    Redrawing is not enough: a strategy's simplest value (``from_regex``'s ``'00'``, the 0 of
+    integers) comes back draw after draw in Hypothesis' first, simplest example, and every
+    repeat under a unique key is a refused row.
+    """
+    hints = column.hints.merge(column.type.hints)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return value
+    if isinstance(value, int):
+        candidates: Iterable[Any] = (value + step for step in range(1, 20))
+    else:
+        longest = tighter(hints.max_length, column.type.length, min)
+        candidates = [value[:-1] + c for c in _VARIANT_CHARACTERS] + \
+            [value + c for c in _VARIANT_CHARACTERS if longest is None or len(value) < longest]
+    for candidate in candidates:
+        if candidate not in seen and _within_hints(candidate, hints):
+            return candidate
+    return value
+
+
+def _within_hints(value: Any, hints: Hints) -> bool:
+    if isinstance(value, str):
+        return all(re.search(p, value) for p in hints.patterns) \
+            and len(value) >= (hints.min_length or 0) \
+            and (hints.max_length is None or len(value) <= hints.max_length)
+    low_ok = hints.lower is None or value > hints.lower[0] or (hints.lower[1] and value == hints.lower[0])
+    high_ok = hints.upper is None or value < hints.upper[0] or (hints.upper[1] and value == hints.upper[0])
+    return low_ok and high_ok
 
 
 def _same(parent_text: Any, value: Any) -> bool:

@@ -84,8 +84,9 @@ def _stretch(seed: str, size: int) -> str:
 
 
 def _text(min_size: int = 0, max_size: int | None = None) -> SearchStrategy[str] | None:
-    """Short mixed-case and unicode strings, known troublemakers, and very long strings;
-    None when no length fits.
+    """Short mixed-case and unicode strings, known troublemakers, strings at the limit
+    (exactly ``max_size`` characters: the varchar(n) or char(n) that a migration shortens or
+    a cast pads), or very long ones when there is no limit; None when no length fits.
 
     Long strings repeat a short seed so they cost a handful of choices, not thousands.
     """
@@ -100,10 +101,11 @@ def _text(min_size: int = 0, max_size: int | None = None) -> SearchStrategy[str]
     edges = [s for s in _EDGE_TEXT if min_size <= len(s) <= cap]
     if edges:
         branches.append((st.sampled_from(edges), 2))
-    if cap > short:
+    if max_size is not None or cap > short:
         sizes = (cap,) if max_size is not None else _LONG_TEXT
-        branches.append((st.builds(_stretch, st.text(_CHARS, min_size=1, max_size=3),
-                                   st.sampled_from(sizes)), 2))
+        if cap > 0:
+            branches.append((st.builds(_stretch, st.text(_CHARS, min_size=1, max_size=3),
+                                       st.sampled_from(sizes)), 2))
     return weighted(*branches)
 
 
@@ -154,6 +156,34 @@ _INSTANT_EDGES = (
 # still fits Python's datetime.
 _AWARE_MIN = datetime.datetime(2, 1, 1)
 _AWARE_MAX = datetime.datetime(9998, 12, 31)
+_MOMENT = datetime.datetime(2000, 1, 1)
+"""Where drawn instants start, and shrink to."""
+
+
+def _instants(low: datetime.datetime, high: datetime.datetime) -> SearchStrategy[datetime.datetime]:
+    """Naive datetimes in [low, high] from one integer draw, microseconds from 2000.
+
+    ``st.datetimes`` draws each field apart (and rejects impossible days), several choices a
+    value: on wide tables of timestamps, the largest part of a row's cost.
+    """
+    def micros(moment: datetime.datetime) -> int:
+        return (moment - _MOMENT) // datetime.timedelta(microseconds=1)
+
+    return st.integers(micros(low), micros(high)).map(
+        lambda us: _MOMENT + datetime.timedelta(microseconds=us)
+    )
+
+
+def _dates() -> SearchStrategy[datetime.date]:
+    start = _MOMENT.toordinal()
+    return st.integers(datetime.date.min.toordinal() - start, datetime.date.max.toordinal() - start).map(
+        lambda days: datetime.date.fromordinal(start + days)
+    )
+
+
+def _aware(moment: datetime.datetime, zone: datetime.tzinfo) -> datetime.datetime:
+    """The instant ``moment`` (UTC) as the clock of ``zone`` shows it."""
+    return moment.replace(tzinfo=datetime.timezone.utc).astimezone(zone)
 
 
 def _json_documents() -> SearchStrategy[Any]:
@@ -197,15 +227,16 @@ def _generic(t: TypeInfo) -> SearchStrategy[Any] | None:
         edges = (uuid.UUID(int=0), uuid.UUID(int=2**128 - 1))
         return weighted((st.uuids(), 3), (st.sampled_from(edges), 1))
     if kind == "date":
-        return weighted((st.dates(), 3),
+        return weighted((_dates(), 3),
                          (st.sampled_from([d.date() for d in _INSTANT_EDGES]), 1))
     if kind == "timestamp":
-        return weighted((st.datetimes(), 3), (st.sampled_from(_INSTANT_EDGES), 1))
+        return weighted((_instants(datetime.datetime.min, datetime.datetime.max), 3),
+                        (st.sampled_from(_INSTANT_EDGES), 1))
     if kind == "timestamptz":
         edges = [d.replace(tzinfo=datetime.timezone.utc) for d in _INSTANT_EDGES
                  if _AWARE_MIN <= d <= _AWARE_MAX]
         return weighted(
-            (st.datetimes(min_value=_AWARE_MIN, max_value=_AWARE_MAX, timezones=_TIMEZONES), 3),
+            (st.builds(_aware, _instants(_AWARE_MIN, _AWARE_MAX), _TIMEZONES), 3),
             (st.sampled_from(edges), 1),
         )
     if kind == "time":
@@ -306,13 +337,17 @@ def _values(t: TypeInfo, hints: Hints) -> SearchStrategy[Any] | None:
 
 
 def column_values(
-    column: Column, override: SearchStrategy[Any] | None, nulls: bool = True
+    column: Column, override: SearchStrategy[Any] | None, nulls: bool = True,
+    explicit: bool = False,
 ) -> SearchStrategy[Any] | None:
     """A column's values: an override as given, else values, NULL when nullable (and
-    ``nulls``), DEFAULT when there is one. None when no strategy can give a value."""
+    ``nulls``), DEFAULT when there is one (unless ``explicit``: values only). None when no
+    strategy can give a value."""
     if override is not None:
         return override
     values = _values(column.type, column.hints)
+    if explicit:
+        return values
     branches: list[tuple[SearchStrategy[Any], int]] = []
     if column.counted:
         # Explicit values collide with the sequence's later ones: rarer, and shrinking leads
