@@ -299,7 +299,7 @@ class AddedRows:
                     rows = set()
                 self._tables[name] = (columns, rows | set(appeared))
 
-    def remove_from(self, name: TableName, columns: list[Column], lost: list[Row]) -> list[Row]:
+    def remove_from(self, name: TableName, columns: list[ComparedColumn], lost: list[Row]) -> list[Row]:
         """``lost`` (rows on ``columns``) without the rows this set holds, matched on the
         columns both have."""
         known = self._tables.get(name)
@@ -308,11 +308,11 @@ class AddedRows:
         return _without(lost, columns, known[0], known[1])
 
 
-Forgive = Callable[[TableName, list[Column], list[Row]], list[Row]]
+Forgive = Callable[[TableName, list[ComparedColumn], list[Row]], list[Row]]
 """Given a table, the compared columns and its lost rows: the lost rows that still count."""
 
 
-def _forgive_nothing(name: TableName, columns: list[Column], lost: list[Row]) -> list[Row]:
+def _forgive_nothing(name: TableName, columns: list[ComparedColumn], lost: list[Row]) -> list[Row]:
     return lost
 
 
@@ -331,7 +331,7 @@ def _forgive_referenced(
         values = {v for row in table.rows if None not in (v := tuple(row[p] for p in positions))}
         referenced[key.target].append((key.target_columns, values))
 
-    def forgive(name: TableName, columns: list[Column], lost: list[Row]) -> list[Row]:
+    def forgive(name: TableName, columns: list[ComparedColumn], lost: list[Row]) -> list[Row]:
         for target_columns, values in referenced.get(name, ()):
             lost = _without(lost, columns, target_columns, values)
         return lost
@@ -339,7 +339,7 @@ def _forgive_referenced(
     return forgive
 
 
-def _without(lost: list[Row], columns: list[Column], names: tuple[str, ...],
+def _without(lost: list[Row], columns: list[ComparedColumn], names: tuple[str, ...],
              rows: set[Row]) -> list[Row]:
     """``lost`` (on ``columns``) without those matching one of ``rows`` (on ``names``) on the
     columns both have; all of ``lost`` when they have none in common."""
