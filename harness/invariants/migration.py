@@ -23,7 +23,7 @@ def check_outcome(
     data = (
         "with rows present in " + ", ".join(f"{t} ({n})" for t, n in sorted(present.items()))
         if present
-        else "on an empty database"
+        else "with no rows in any table"
     )
     what = "hangs (statement timeout)" if outcome.timed_out else "fails"
     return [
