@@ -18,7 +18,8 @@ from .baseline import Baseline
 from .failures import Failure, defects, read_failure_file
 from .server import Server
 from .session import Session, open_session
-from .settings import Settings, load_settings
+from .seeding.overrides import Overrides
+from .settings import PROFILES, ProfileName, Settings, load_settings
 from .trial import Trial
 
 
@@ -76,11 +77,11 @@ class RunResult:
 def walk(
     settings: Settings,
     *,
-    profile: str = "ci",
+    profile: ProfileName = "ci",
     seed: int | None = None,
     max_examples: int | None = None,
     steps: int | None = None,
-    overrides: Any = None,
+    overrides: Overrides | None = None,
     database_dir: Path | None = None,
     server: Server | None = None,
     progress: bool | None = None,
@@ -88,11 +89,13 @@ def walk(
     """The random walk: Hypothesis chooses steps and rows; every failure comes back shrunk.
 
     Without ``seed`` a fresh one is drawn and failures saved in ``database_dir`` run first;
-    with one, the walk is that seed's walk exactly. ``progress``: a live line on stderr
-    (None: only when stderr is a terminal).
+    with one, the walk is that seed's walk exactly. ``profile`` sets the budget (see
+    :data:`~harness.settings.PROFILES`), ``max_examples`` and ``steps`` override it;
+    ``overrides`` gives strategies of your own for rows the catalog cannot describe.
+    ``progress``: a live line on stderr (None: only when stderr is a terminal).
     """
     from .machine import run_walk
-    from .minimize import REPLAYS, Cut, minimize
+    from .minimize import Cut, minimize
     from .progress import Progress
 
     replay_saved = seed is None
@@ -109,7 +112,7 @@ def walk(
         )
         failures = []
         for found in outcome.failures:
-            cut = minimize(session, Cut(found.violations, frozenset(), found.steps), REPLAYS[profile])
+            cut = minimize(session, Cut(found.violations, frozenset(), found.steps), PROFILES[profile].replays)
             failures += defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
         return _result("walk", session, started, failures, seed=seed)
 

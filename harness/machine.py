@@ -34,21 +34,9 @@ from . import seeding
 from .errors import HarnessError
 from .progress import Progress
 from .session import Session
+from .settings import PROFILES
 from .trial import LoggedStep, Trial
 from .violations import Violation
-
-PROFILES: dict[str, dict[str, Any]] = {
-    "dev": {"max_examples": 10, "stateful_step_count": 12},
-    "ci": {"max_examples": 30, "stateful_step_count": 20},
-    "nightly": {"max_examples": 100_000, "stateful_step_count": 60},
-}
-"""Budgets by use: a quick look at a desk, minutes in CI, hours at night."""
-
-SHRINK_ATTEMPTS = {"dev": 15, "ci": 30, "nightly": 500}
-"""Examples that shrinking one failure may replay, by profile. Every attempt replays migrations
-(about 50 ms a step), so Hypothesis's own bound (500 successful shrinks or 300 s) would cost a CI
-run minutes per failure; a bound in seconds would make the result depend on the machine's load.
-What is left is cut further by replaying the recorded steps (:mod:`harness.minimize`)."""
 
 
 
@@ -228,15 +216,12 @@ def run_walk(
     """
     if profile not in PROFILES:
         raise HarnessError(f"unknown profile {profile!r}", hint=f"one of {', '.join(PROFILES)}")
-    budget = dict(PROFILES[profile])
-    if max_examples is not None:
-        budget["max_examples"] = max_examples
-    if steps is not None:
-        budget["stateful_step_count"] = steps
+    budget = PROFILES[profile]
     clock = WorkClock()
     machine = build_machine(session, overrides, progress, clock)
     run_settings = settings(
-        **budget,
+        max_examples=budget.max_examples if max_examples is None else max_examples,
+        stateful_step_count=budget.steps if steps is None else steps,
         deadline=None,
         derandomize=False,
         database=DirectoryBasedExampleDatabase(str(database_dir)) if database_dir else None,
@@ -249,7 +234,7 @@ def run_walk(
         print_blob=True,
     )
     try:
-        with _shrinking_bounded_by(clock, SHRINK_ATTEMPTS[profile]):
+        with _shrinking_bounded_by(clock, budget.shrink_examples):
             run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
     except WalkStopped as stopped:
         raise stopped.error from None

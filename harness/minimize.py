@@ -18,10 +18,6 @@ from .session import Session
 from .trial import LoggedStep, Trial
 from .violations import Violation
 
-REPLAYS = {"dev": 8, "ci": 16, "nightly": 60}
-"""Replays one failure may cost, by profile; the cut that made fewest steps comes first."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Cut:
     """Violations, and the start and steps that show them."""
