@@ -1,6 +1,7 @@
 """The benchmark suite: the harness against the floor, against pytest-alembic, and by scale.
 
     .venv/bin/python -m benchmarks [--revisions 50 100 200 400] [--compare-at 100] [--quick]
+    .venv/bin/python -m benchmarks failures [--seeds 3]   (see benchmarks/failures.py)
 
 Never a timed test: a script run by hand, whose figures go to the README. Everything runs on one
 embedded server started here, and every ratio compares two runs on that same server, so the load
@@ -34,6 +35,7 @@ import os
 import platform
 import pstats
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -248,6 +250,11 @@ def section(results: dict[str, Any], name: str, skip: list[str], run: Callable[[
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["failures"]:
+        from .failures import main as failures
+
+        failures(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--revisions", type=int, nargs="+", default=[50, 100, 200, 400])
     parser.add_argument("--compare-at", type=int, default=100, help="history length for pytest-alembic and the profile")

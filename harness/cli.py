@@ -200,9 +200,11 @@ def _write(path: Path | None, text: str) -> None:
 def _summary(result: commands.RunResult) -> str:
     coverage = result.coverage
     counts: dict[str, int] = {}
-    for violation in result.violations:
-        counts[violation.property] = counts.get(violation.property, 0) + 1
-    found = ", ".join(f"{n} {p}" for p, n in sorted(counts.items())) or "no violations"
+    for failure in result.failures:
+        counts[failure.violations[0].property] = counts.get(failure.violations[0].property, 0) + 1
+    defects = len(result.failures)
+    found = (f"{defects} defect{'s' * (defects != 1)} ("
+             + ", ".join(f"{n} {p}" for p, n in sorted(counts.items())) + ")") if defects else "no defects"
     if result.accepted:
         found += f" ({result.accepted} accepted by the baseline)"
     seed = f", seed {result.seed}" if result.seed is not None else ""

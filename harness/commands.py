@@ -16,11 +16,11 @@ from typing import Any, Callable, Iterator
 
 from . import heads
 from .baseline import Baseline
-from .failures import Failure, read_failure_file
+from .failures import Failure, defects, read_failure_file
 from .server import Server
 from .session import Session, open_session
 from .seeding.overrides import Overrides
-from .settings import ProfileName, Settings, load_settings
+from .settings import PROFILES, ProfileName, Settings, load_settings
 from .trial import Trial
 from .violations import PROPERTIES
 
@@ -31,6 +31,7 @@ class RunResult:
 
     command: str
     failures: list[Failure]
+    """One per defect."""
     coverage: dict[str, Any]
     duration_s: float
     seed: int | None = None
@@ -54,7 +55,8 @@ class RunResult:
             "ok": self.ok,
             "command": self.command,
             "seed": self.seed,
-            "violations": [item for f in self.failures for item in f.to_json()["violations"]],
+            "defects": len(self.failures),
+            "violations": [v.to_json() for v in self.violations],
             "failures": [f.to_json() for f in self.failures],
             "not_reached": self.not_reached,
             "accepted": self.accepted,
@@ -66,7 +68,7 @@ class RunResult:
         """A short document of the run, for a CI artifact or a pull-request comment."""
         from .progress import coverage_summary
 
-        verdict = "every property holds" if self.ok else f"{len(self.violations)} violation(s)"
+        verdict = "every property holds" if self.ok else f"{len(self.failures)} defect(s)"
         seed = f", seed `{self.seed}`" if self.seed is not None else ""
         lines = [f"# harness {self.command}: {verdict}", "",
                  f"{self.duration_s:.1f} s{seed}.", ""]
@@ -98,6 +100,7 @@ def walk(
     ``progress``: a live line on stderr (None: only when stderr is a terminal).
     """
     from .machine import run_walk
+    from .minimize import Cut, minimize
     from .progress import Progress
 
     replay_saved = seed is None
@@ -113,10 +116,10 @@ def walk(
             overrides=overrides, database_dir=database_dir, replay_saved=replay_saved,
             progress=shown,
         )
-        failures = [
-            Failure(f.violations, frozenset(), f.steps, _reproduce(seed, profile, command, f))
-            for f in outcome.failures
-        ]
+        failures = []
+        for found in outcome.failures:
+            cut = minimize(session, Cut(found.violations, frozenset(), found.steps), PROFILES[profile].replays)
+            failures += defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
         result = _result("walk", session, started, failures, seed=seed)
         result.coverage["examples"] = shown.examples
         return result
@@ -141,7 +144,7 @@ def sweep(
             added = revisions_since(graph, since)
             chosen = [r for r in (chosen or graph.revisions) if r in added]
         outcome = run_sweep(session, revisions=chosen, progress=progress)
-        failures = [Failure(f.violations, f.start, f.steps) for f in outcome.findings]
+        failures = [defect for f in outcome.findings for defect in defects(f.violations, f.start, f.steps)]
         return _result("sweep", session, started, failures, not_reached=outcome.not_reached)
 
 
@@ -155,8 +158,8 @@ def replay(path: Path, settings: Settings | None = None, server: Server | None =
             for step in recorded.steps:
                 violations = trial.replay(step)
                 if violations:
-                    failure = Failure(tuple(violations), recorded.start, tuple(trial.log))
-                    return _result("replay", session, started, [failure])
+                    found = defects(violations, recorded.start, tuple(trial.log))
+                    return _result("replay", session, started, found)
         finally:
             trial.close()
         return _result("replay", session, started, [])

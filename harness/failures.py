@@ -1,9 +1,11 @@
 """Failures people can act on: the text they read, the JSON machines read, the file they replay.
 
-A failure is a list of violations and the steps that produced them, starting from a revision
-state. The steps are written as the ``alembic`` commands a person types, the rows inserted
-between them included, and the failure file holds everything ``harness replay`` needs to run the
-same steps on a fresh database -- no generator, no seed, no Hypothesis version involved.
+A failure is one defect -- one property broken at one revision -- with its evidence (a violation
+per table or object) and the steps that produced it, starting from a revision state. The steps
+are written as the ``alembic`` commands a person types and the rows inserted between them as
+``INSERT`` statements for psql; the failure file holds everything ``harness replay`` needs to run
+the same steps on a fresh database, full values and the order rows went in included -- no
+generator, no seed, no Hypothesis version involved.
 """
 
 from __future__ import annotations
@@ -12,19 +14,22 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import HarnessError
 from .graph import State
 from .trial import LoggedStep
 from .violations import Violation
 
-FORMAT = "harness-failure/1"
+FORMAT = "harness-failure/2"
+_READABLE = (FORMAT, "harness-failure/1")
+"""Formats replay reads: version 1 kept seeded rows per table, not in the order they went in."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Failure:
-    """Violations, the state the steps start from, the steps, and how to find them again."""
+    """A defect's violations (one property, one revision), the state the steps start from, the
+    steps, and how to find them again."""
 
     violations: tuple[Violation, ...]
     start: State
@@ -34,14 +39,16 @@ class Failure:
     def commands(self) -> list[str]:
         """The steps as a person types them, starting from the start state."""
         start = ["alembic upgrade " + " ".join(sorted(self.start))] if self.start else []
-        return start + [step.as_command() for step in self.steps]
+        return start + [line for step in self.steps for line in step.as_command().splitlines()]
 
     def to_json(self) -> dict[str, Any]:
-        steps = [step.to_json() for step in self.steps]
+        first = self.violations[0]
         return {
-            "violations": [{**v.to_json(), "steps": steps} for v in self.violations],
+            "property": first.property,
+            "revision": first.revision,
+            "violations": [v.to_json() for v in self.violations],
             "start": sorted(self.start),
-            "steps": steps,
+            "steps": [step.to_json() for step in self.steps],
             "commands": self.commands(),
             "reproduce": self.reproduce,
         }
@@ -60,16 +67,32 @@ class Failure:
 
     def render(self) -> str:
         """For people: what broke, where, the evidence, and the steps that show it."""
-        lines: list[str] = []
-        for violation in self.violations:
-            first, *rest = violation.message.splitlines() or [""]
-            lines.append(violation.headline())
-            lines += [f"    {line}" for line in rest]
-        lines += ["", "Steps that reproduce it (from an empty database):"]
+        first = self.violations[0]
+        if len(self.violations) == 1:
+            lines = [first.headline(), *(f"    {line}" for line in first.message.splitlines()[1:])]
+        else:
+            where = f" at {first.revision}" if first.revision else ""
+            lines = [f"[{first.property}]{where}: {len(self.violations)} pieces of evidence"]
+            for violation in self.violations:
+                head, *rest = violation.message.splitlines() or [""]
+                lines += [f"  - {head}", *(f"    {line}" for line in rest)]
+        lines += ["", "Steps that reproduce it, on a new database with no schema:"]
         lines += [f"  {command}" for command in self.commands()]
         if self.reproduce:
             lines += ["", "Found again by:"] + [f"  {k}: {v}" for k, v in self.reproduce.items()]
         return "\n".join(lines)
+
+
+def defects(
+    violations: Iterable[Violation], start: State, steps: tuple[LoggedStep, ...],
+    reproduce: dict[str, Any] | None = None,
+) -> list[Failure]:
+    """One failure per defect among ``violations`` (found by the same steps): those of one
+    property at one revision belong together, in the order first seen."""
+    groups: dict[tuple[str, str | None], list[Violation]] = {}
+    for violation in violations:
+        groups.setdefault((violation.property, violation.revision), []).append(violation)
+    return [Failure(tuple(group), start, steps, dict(reproduce or {})) for group in groups.values()]
 
 
 def write_failure_file(directory: Path, failure: Failure, alembic_ini: Path | None) -> Path:
@@ -97,7 +120,7 @@ def read_failure_file(path: Path) -> tuple[Failure, Path | None]:
         raise HarnessError(f"no failure file at {path}") from None
     except ValueError as exc:
         raise HarnessError(f"{path} is not a failure file: {exc}") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
+    if not isinstance(document, dict) or document.get("format") not in _READABLE:
         raise HarnessError(f"{path} is not a failure file (expected format {FORMAT})")
     ini = document.get("alembic_ini")
     return Failure.from_json(document), Path(ini) if ini else None

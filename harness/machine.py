@@ -3,8 +3,13 @@
 Rules are independent of each other (each draws its move from the moves the current state
 allows) so that shrinking can drop any step. The machine never checks anything itself: a
 :class:`~harness.trial.Trial` runs the step and returns violations; the first violations of an
-example become a failure whose exception type is made per (property, revision), so that Hypothesis
-tells distinct defects apart and shrinks and reports each of them, instead of only the first.
+example become the example's failure.
+
+A seed is a promise: the walk stops at its first failing example and shrinks it within a budget
+of work (examples replayed), never of seconds, so the same seed on the same history prints the
+same counterexample however loaded the machine is. One walk reports one failure, the simplest
+its shrinking reached (Hypothesis may slip to a simpler defect on the way); its violations are
+grouped into defects by the faces.
 
 Anything else a rule raises (an unreachable server, a bug in the harness) is not a finding:
 it stops the walk at once, as a :class:`WalkStopped` that Hypothesis neither retries nor shrinks
@@ -17,7 +22,7 @@ import contextlib
 import dataclasses
 import functools
 import os
-import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -34,8 +39,7 @@ from .settings import PROFILES
 from .trial import LoggedStep, Trial
 from .violations import Violation
 
-if sys.version_info < (3, 11):  # pragma: no cover - the old-stack environment
-    from exceptiongroup import BaseExceptionGroup
+
 
 class PropertyViolated(AssertionError):
     """An example broke a property; carries the violations and the steps that led there."""
@@ -47,7 +51,8 @@ class PropertyViolated(AssertionError):
         self.violations = tuple(violations)
         self.steps = tuple(steps)
         lines = [v.headline() for v in violations]
-        lines += ["", "Steps (from an empty database):"] + [f"  {s.as_command()}" for s in steps]
+        lines += ["", "Steps, on a new database with no schema:"]
+        lines += [f"  {line}" for step in steps for line in step.as_command().splitlines()]
         lines += ["", *(v.message for v in violations)]
         super().__init__("\n".join(lines))
 
@@ -78,22 +83,31 @@ def _stops_walk(rule_body: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-_failure_types: dict[tuple[str, str | None], type[PropertyViolated]] = {}
+class WorkClock:
+    """The clock Hypothesis's engine reads while a walk runs: it counts examples, not seconds.
 
+    Hypothesis bounds shrinking by a deadline in seconds on ``time.perf_counter`` (a module
+    constant of its engine, with no public setting). Reading this clock instead, the same
+    deadline becomes a bound on the examples shrinking replays: the same seed then stops at the
+    same example on any machine under any load. Everything else is the ``time`` module.
+    """
 
-def _failure_type(violation: Violation) -> type[PropertyViolated]:
-    """One exception type per (property, revision): Hypothesis's key for telling bugs apart."""
-    key = (violation.property, violation.revision)
-    if key not in _failure_types:
-        name = f"{violation.property.title().replace('_', '')}Violated"
-        _failure_types[key] = type(name, (PropertyViolated,), {"__module__": __name__})
-    return _failure_types[key]
+    def __init__(self) -> None:
+        self.examples = 0
+
+    def perf_counter(self) -> float:
+        return float(self.examples)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
 
 
 def build_machine(
     session: Session, overrides: seeding.Overrides | None = None, progress: Progress | None = None,
+    clock: WorkClock | None = None,
 ) -> type[RuleBasedStateMachine]:
-    """A state machine class walking ``session``'s project; one trial per example."""
+    """A state machine class walking ``session``'s project; one trial per example, each
+    counted on ``clock``."""
     progress = progress or Progress(list(session.project.graph.revisions), enabled=False)
     graph = session.project.graph
     exclude = (session.project.version_table,)
@@ -102,6 +116,8 @@ def build_machine(
     class MigrationWalk(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
+            if clock is not None:
+                clock.examples += 1
             self.session, self.progress = session, progress
             try:
                 self.trial = Trial(session)
@@ -158,13 +174,13 @@ def build_machine(
                 result = seeding.seed_rows(conn, data.draw, catalog, overrides=overrides)
                 session.coverage.seed_attempts += result.rows + result.rejected
                 session.coverage.seed_refused += result.rejected
-                return result.records
+                return result.sequence
 
             self._check(self.trial.seed(insert))
 
         def _check(self, violations: list[Violation]) -> None:
             if violations:
-                raise _failure_type(violations[0])(violations, list(self.trial.log))
+                raise PropertyViolated(violations, list(self.trial.log))
 
         def teardown(self) -> None:
             self.trial.close()
@@ -205,7 +221,8 @@ def run_walk(
     if profile not in PROFILES:
         raise HarnessError(f"unknown profile {profile!r}", hint=f"one of {', '.join(PROFILES)}")
     budget = PROFILES[profile]
-    machine = build_machine(session, overrides, progress)
+    clock = WorkClock()
+    machine = build_machine(session, overrides, progress, clock)
     run_settings = settings(
         max_examples=budget.max_examples if max_examples is None else max_examples,
         stateful_step_count=budget.steps if steps is None else steps,
@@ -214,37 +231,24 @@ def run_walk(
         database=DirectoryBasedExampleDatabase(str(database_dir)) if database_dir else None,
         suppress_health_check=list(HealthCheck),
         verbosity=Verbosity.quiet,
-        report_multiple_bugs=True,
+        # Looking on for other defects after the first runs for ten seconds of wall clock in
+        # Hypothesis: load would decide what is found and which example is shrunk.
+        report_multiple_bugs=False,
         phases=[p for p in Phase if p is not Phase.explain and (replay_saved or p is not Phase.reuse)],
         print_blob=True,
     )
     try:
         home = database_dir.parent / "hypothesis" if database_dir else None
-        with _shrink_budget(budget.shrink_seconds), _hypothesis_home(home):
+        with _shrinking_bounded_by(clock, budget.shrink_examples), _hypothesis_home(home):
             run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
     except WalkStopped as stopped:
         raise stopped.error from None
     except PropertyViolated as failure:
         return WalkOutcome(seed_value, [failure])
-    except BaseExceptionGroup as group:
-        matched, rest = group.split(PropertyViolated)
-        if rest is not None:
-            raise rest from None
-        return WalkOutcome(seed_value, list(_leaves(matched)))
     finally:
         if progress is not None:
             progress.done()
     return WalkOutcome(seed_value, [])
-
-
-def _leaves(group: BaseExceptionGroup) -> list[PropertyViolated]:
-    found: list[PropertyViolated] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            found += _leaves(exc)
-        else:
-            found.append(exc)
-    return found
 
 
 @contextlib.contextmanager
@@ -268,20 +272,20 @@ def _hypothesis_home(directory: Path | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _shrink_budget(seconds: int) -> Iterator[None]:
-    """Bound shrinking to ``seconds``; Hypothesis has no public setting for it.
+def _shrinking_bounded_by(clock: WorkClock, examples: int) -> Iterator[None]:
+    """Shrinking stops after ``examples`` examples, counted on ``clock`` (see :class:`WorkClock`).
 
-    It keeps the bound in a module constant of its engine; where a version lacks it, shrinking
-    keeps Hypothesis's own bound.
+    Where a Hypothesis version keeps its bound elsewhere, nothing is changed and shrinking keeps
+    Hypothesis's own bound.
     """
     from hypothesis.internal.conjecture import engine
 
-    previous = getattr(engine, "MAX_SHRINKING_SECONDS", None)
-    if previous is None:
+    if not hasattr(engine, "MAX_SHRINKING_SECONDS") or getattr(engine, "time", None) is not time:
         yield
         return
-    engine.MAX_SHRINKING_SECONDS = seconds
+    previous = engine.MAX_SHRINKING_SECONDS
+    engine.MAX_SHRINKING_SECONDS, engine.time = examples, clock
     try:
         yield
     finally:
-        engine.MAX_SHRINKING_SECONDS = previous
+        engine.MAX_SHRINKING_SECONDS, engine.time = previous, time

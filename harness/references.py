@@ -21,13 +21,13 @@ from .snapshot import Snapshot, take_snapshot
 
 @dataclasses.dataclass
 class Unreachable(Exception):
-    """The canonical path to a state fails on an empty database, at ``step``."""
+    """The canonical path to a state, from base with no rows, fails at ``step``."""
 
     step: Step
     outcome: StepOutcome
 
     def __str__(self) -> str:
-        return f"{self.step.as_command()} fails on an empty database: {self.outcome.error}"
+        return f"{self.step.as_command()} fails on the way from base, with no rows: {self.outcome.error}"
 
 
 class References:

@@ -95,21 +95,24 @@ class Settings:
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """A walk's budget: how many examples, how long each, how long shrinking one failure takes."""
+    """A walk's budget: how many examples, how long each, how much work shrinking one failure
+    may take. Work, never seconds: a seed must give the same failure under any load."""
 
     max_examples: int
     """Examples (fresh databases) to walk."""
     steps: int
     """Steps per example at most (Hypothesis' ``stateful_step_count``)."""
-    shrink_seconds: int
-    """Every shrink attempt replays migrations (about 50 ms a step), so Hypothesis's own 300 s
-    bound would cost a CI run five minutes per defect."""
+    shrink_examples: int
+    """Examples Hypothesis's shrinking may replay. Every one replays migrations (about 50 ms a
+    step), so its own bound (500 successful shrinks or 300 s) would cost minutes per failure."""
+    replays: int
+    """Replays that may cut the shrunk failure's steps and rows further (:mod:`harness.minimize`)."""
 
 
 PROFILES: dict[str, Profile] = {
-    "dev": Profile(max_examples=10, steps=12, shrink_seconds=30),
-    "ci": Profile(max_examples=30, steps=20, shrink_seconds=60),
-    "nightly": Profile(max_examples=100_000, steps=60, shrink_seconds=300),
+    "dev": Profile(max_examples=10, steps=12, shrink_examples=15, replays=8),
+    "ci": Profile(max_examples=30, steps=20, shrink_examples=30, replays=16),
+    "nightly": Profile(max_examples=100_000, steps=60, shrink_examples=500, replays=60),
 }
 """Budgets by use: a quick look at a desk, minutes in CI, hours at night. Here, not beside the
 machine, so that ``harness --help`` lists them without loading Hypothesis."""

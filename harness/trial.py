@@ -7,7 +7,7 @@ is run or checked, and this module knows nothing of how steps are chosen (nor of
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import psycopg
 from psycopg import sql
@@ -17,6 +17,7 @@ from .graph import State, Step
 from .invariants import data, isolation, sequences
 from .invariants.migration import check_outcome
 from .invariants.schema import check_schema
+from .pasteable import insert_statement
 from .references import Unreachable
 from .runner import StepOutcome
 from .session import Session
@@ -31,20 +32,31 @@ class LoggedStep:
     op: str
     revision: str | None = None
     target: str | None = None
-    rows: Mapping[str, list[dict[str, Any]]] | None = None
-    """For a seed step: the rows that went in, per table, as PostgreSQL's to_jsonb gave them."""
+    rows: tuple[tuple[str, Mapping[str, Any]], ...] | None = None
+    """For a seed step: ``("schema.table", record)`` for each row that went in, in the order it
+    went in (see :attr:`harness.seeding.SeedResult.sequence`)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        found = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "rows"}
+        if self.rows is not None:
+            found["rows"] = [{"table": table, "values": dict(record)} for table, record in self.rows]
+        return found
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LoggedStep:
-        return cls(**data)
+        rows = data.get("rows")
+        if isinstance(rows, Mapping):  # harness-failure/1: rows per table, parents first
+            rows = [{"table": table, "values": record} for table, records in rows.items() for record in records]
+        return cls(**{**data, "rows": None if rows is None else tuple(
+            (row["table"], row["values"]) for row in rows
+        )})
 
     def as_command(self) -> str:
+        """What a person types: an ``alembic`` command, or the rows as ``INSERT`` statements
+        (one a line) for psql."""
         if self.op == "seed":
-            counts = ", ".join(f"{len(r)} into {t}" for t, r in sorted((self.rows or {}).items()) if r)
-            return f"# insert rows: {counts or 'none accepted'}"
+            inserts = [insert_statement(table, record) for table, record in self.rows or ()]
+            return "\n".join(inserts) or "-- no row went in"
         if self.target is not None:
             return f"alembic {self.op} {self.target}"
         return Step(self.op, self.revision).as_command()
@@ -55,6 +67,7 @@ class Trial:
 
     def __init__(self, session: Session, start: State = frozenset()) -> None:
         self.session = session
+        self.start = start
         self.state = start
         self.log: list[LoggedStep] = []
         project = session.project
@@ -95,23 +108,47 @@ class Trial:
 
         A downward path through a revision marked irreversible is not taken.
         """
-        if direction == "downgrade":
-            plan = self.session.project.graph.plan("downgrade", target, self.state)
-            if any(step.revision in self.session.settings.irreversible for step in plan):
-                return []
-        return self._move(LoggedStep(direction, target=target), lambda: self.runner.jump(direction, target))
+        plan = self.session.project.graph.plan(direction, target, self.state)
+        if direction == "downgrade" and any(step.revision in self.session.settings.irreversible for step in plan):
+            return []
+        before = list(self.log)
+        violations = self._move(LoggedStep(direction, target=target), lambda: self.runner.jump(direction, target))
+        if len(plan) > 1 and any(v.revision is None for v in violations):
+            narrowed = self._narrow(before, plan)
+            if narrowed is not None:
+                violations, self.log = narrowed
+        return violations
 
-    def seed(self, insert: Callable[[psycopg.Connection], Mapping[str, list[dict[str, Any]]]]) -> list[Violation]:
-        """Insert rows with ``insert`` (which returns the rows that went in), check isolation."""
-        inserted = {table: rows for table, rows in insert(self.conn).items() if rows}
+    def _narrow(self, before: list[LoggedStep], plan: list[Step]) -> tuple[list[Violation], list[LoggedStep]] | None:
+        """The jump's steps run one at a time from the same state and rows, on a new trial
+        that replays ``before``: the first step's violations, naming its revision, and the
+        log that shows them; None when no single step breaks a property (the violation needs
+        the whole jump, as when two branches interact)."""
+        trial = Trial(self.session, self.start)
+        try:
+            for step in before:
+                trial.replay(step)
+            for step in plan:
+                found = trial.upgrade(step.revision) if step.op == "upgrade" else trial.downgrade(step.revision)
+                if found:
+                    return found, trial.log
+        finally:
+            trial.close()
+        return None
+
+    def seed(self, insert: Callable[[psycopg.Connection], Sequence[tuple[str, Mapping[str, Any]]]]) -> list[Violation]:
+        """Insert rows with ``insert`` (which returns ``(table, record)`` for each row that went
+        in, in order), check isolation."""
+        inserted = tuple(insert(self.conn))
         self.log.append(LoggedStep("seed", rows=inserted))
-        self.session.coverage.seeded_rows += sum(len(rows) for rows in inserted.values())
+        self.session.coverage.seeded_rows += len(inserted)
         return self._check_isolation(self.state, revision=None)
 
     def replay(self, step: LoggedStep) -> list[Violation]:
-        """Run a logged step again: migrations through Alembic, rows inserted verbatim."""
+        """Run a logged step again: migrations through Alembic, rows inserted verbatim in the
+        order they first went in."""
         if step.op == "seed":
-            return self.seed(lambda conn: insert_rows(conn, step.rows or {}))
+            return self.seed(lambda conn: insert_rows(conn, step.rows or ()))
         if step.target is not None:
             return self.jump(step.op, step.target)
         return self.upgrade(step.revision) if step.op == "upgrade" else self.downgrade(step.revision)
@@ -220,28 +257,30 @@ class Trial:
             coverage.steps[("downgrade", rev)] += 1
 
 
-def insert_rows(conn: psycopg.Connection, rows: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """Insert recorded rows as they were, so a replay needs no generator.
+def insert_rows(
+    conn: psycopg.Connection, rows: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """Insert recorded rows as they were and in their order (across cycles of foreign keys),
+    so a replay needs no generator.
 
     ``jsonb_populate_record`` turns each recorded row back into the table's own types;
     generated columns are left to the database, identity columns take the recorded value.
     """
-    inserted: dict[str, list[dict[str, Any]]] = {}
-    for table, table_rows in rows.items():
+    generated: dict[str, set[str]] = {}
+    for table, row in rows:
         schema, name = table.split(".", 1)
-        generated = {
-            r[0] for r in conn.execute(
-                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                "AND attgenerated <> ''", (f'"{schema}"."{name}"',),
-            )
-        }
+        if table not in generated:
+            generated[table] = {
+                r[0] for r in conn.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                    "AND attgenerated <> ''", (f'"{schema}"."{name}"',),
+                )
+            }
         ident = sql.Identifier(schema, name)
-        for row in table_rows:
-            columns = [c for c in row if c not in generated]
-            statement = sql.SQL(
-                "INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE "
-                "SELECT {cols} FROM jsonb_populate_record(NULL::{t}, %s)"
-            ).format(t=ident, cols=sql.SQL(", ").join(map(sql.Identifier, columns)))
-            conn.execute(statement, (Jsonb(row),))
-            inserted.setdefault(table, []).append(row)
-    return inserted
+        columns = [c for c in row if c not in generated[table]]
+        statement = sql.SQL(
+            "INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE "
+            "SELECT {cols} FROM jsonb_populate_record(NULL::{t}, %s)"
+        ).format(t=ident, cols=sql.SQL(", ").join(map(sql.Identifier, columns)))
+        conn.execute(statement, (Jsonb(dict(row)),))
+    return list(rows)

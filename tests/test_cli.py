@@ -55,10 +55,10 @@ def test_a_broken_history_fails_with_a_shrunk_sequence_that_replay_reproduces_un
     assert code == 1
     result = json.loads((tmp_path / "walk.json").read_text())
     assert result["ok"] is False and result["seed"] == 3
-    violation = next(v for v in result["violations"] if v["revision"] == "b")
-    assert violation["property"] == "schema" and "t_a.x" in violation["message"]
-    # Shrunk to the two steps that show it: every revision up, then b's downgrade; no rows.
-    assert len(violation["steps"]) == 2 and violation["steps"][-1] == {"op": "downgrade", "revision": "b"}
+    failure = next(f for f in result["failures"] if f["revision"] == "b")
+    assert failure["property"] == "schema" and "t_a.x" in failure["violations"][0]["message"]
+    # Cut to what shows it: from b (every revision up), b's downgrade; no rows.
+    assert failure["start"] == ["b"] and failure["steps"] == [{"op": "downgrade", "revision": "b"}]
     assert {"upgrade", "downgrade"} <= set(result["coverage"]["revisions"]["b"])
     assert "alembic downgrade" in out and "harness walk" in out and "@reproduce_failure" in out
     assert report.read_text().startswith("# harness walk: ")

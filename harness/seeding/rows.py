@@ -160,13 +160,14 @@ def seed_rows(
         seeder = _Seeder(cursor, draw, catalog, overrides or NO_OVERRIDES, attempts,
                          budget=attempts * max_rows)
         keys = [key for key in catalog.keys() if key in seeder.plans]
-        picked = []
-        if keys:
-            # At least one row: the caller asked for rows, and an empty draw is a wasted step.
-            picked = draw(st.lists(st.sampled_from(keys), min_size=1, max_size=max_rows), "tables to seed")
-        picked.sort(key=keys.index)
-        seeder.fill_tenants(picked)
-        for key in picked:
+        # Each row its own draw after its own "another row?" (as st.lists draws elements), so
+        # that shrinking can leave out any single row; at least one row: the caller asked for
+        # rows, and an empty draw is a wasted step. Parents a row needs are made for it.
+        for n in range(max_rows if keys else 0):
+            if n and not draw(_ANOTHER, "another row"):
+                break
+            key = keys[draw(_index(len(keys)), "table")]
+            seeder.fill_tenants([key])
             seeder.insert(key)
     result = seeder.result
     for key in catalog.keys():
@@ -185,6 +186,8 @@ class _Seeder:
         overrides: Overrides, attempts: int, budget: int,
     ) -> None:
         self.inserter = Inserter(cursor)
+        self.tenants_filled: set[str] = set()
+        """Tenant-like parents already given their rows in this call."""
         self.draw = draw
         self.catalog = catalog
         self.attempts = attempts
@@ -209,7 +212,7 @@ class _Seeder:
             for fk in table.foreign_keys:
                 if fk.parent != table.key:
                     children[fk.parent].add(table.key)
-        done: set[str] = set()
+        done = self.tenants_filled
         for key in dict.fromkeys(picked):
             for fk in self.catalog[key].foreign_keys:
                 if fk.parent in done or len(children[fk.parent]) < 2 or fk.parent not in self.plans:
@@ -355,6 +358,8 @@ def _plan(table: Table, overrides: Overrides) -> _Plan | str:
 
 _CASE_CHANGES = (lambda v: v, str.upper, str.lower, str.swapcase)
 _REPEAT = weighted((st.just(False), 7), (st.just(True), 1))
+_ANOTHER = weighted((st.just(False), 1), (st.just(True), 3))
+"""Whether a seed step draws one more row: about four rows a step; shrinks to fewer."""
 # Constraints such as (a IS NULL) = (b IS NULL) or "finished_at IS NULL OR started_at IS NOT
 # NULL" tie columns' NULLs together; rows with no NULLs or all NULLs pass them.
 _NULLS_EACH, _NULLS_NONE, _NULLS_ALL = "each", "none", "all"

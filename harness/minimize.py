@@ -1,0 +1,85 @@
+"""A failure's steps cut down to what its defect needs, by replaying them.
+
+Hypothesis shrinks what it draws; its budget is small, since every attempt replays migrations.
+What it leaves is cut further here on the recorded steps themselves, a few replays at most, each
+deterministic: start as late in the history as the defect allows (from the reference of a state,
+as ``alembic upgrade`` to it gives), then leave out single steps, then single rows, keeping
+each cut that still breaks the same property at the same revision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import psycopg
+
+from .graph import State
+from .session import Session
+from .trial import LoggedStep, Trial
+from .violations import Violation
+
+@dataclasses.dataclass(frozen=True)
+class Cut:
+    """Violations, and the start and steps that show them."""
+
+    violations: tuple[Violation, ...]
+    start: State
+    steps: tuple[LoggedStep, ...]
+
+
+def minimize(session: Session, found: Cut, replays: int) -> Cut:
+    """``found`` with fewer steps and rows where the same defect still shows; ``found`` itself
+    when its steps do not show it again (a replay that differs) or nothing can be left out."""
+    key = (found.violations[0].property, found.violations[0].revision)
+    left = replays
+
+    def attempt(start: State, steps: tuple[LoggedStep, ...]) -> tuple[Cut | None, list[State]]:
+        nonlocal left
+        left -= 1
+        states: list[State] = []
+        trial = Trial(session, start)
+        try:
+            for i, step in enumerate(steps):
+                states.append(trial.state)
+                violations = trial.replay(step)
+                if violations:
+                    shown = i == len(steps) - 1 and any((v.property, v.revision) == key for v in violations)
+                    return (Cut(tuple(violations), start, tuple(trial.log)) if shown else None), states
+        except psycopg.Error:
+            return None, states  # a row left out was another row's parent
+        finally:
+            trial.close()
+        return None, states
+
+    best, states = attempt(found.start, found.steps)
+    if best is None:
+        return found
+    for k in _later_starts(best.steps):
+        if left <= 0:
+            return best
+        cut, _ = attempt(states[k], best.steps[k:])
+        if cut is not None:
+            best = cut
+            break
+    i = len(best.steps) - 2
+    while i >= 0 and left > 0:  # single steps, never the last, latest first
+        cut, _ = attempt(best.start, best.steps[:i] + best.steps[i + 1:])
+        best = cut if cut is not None else best
+        i = min(i, len(best.steps) - 1) - 1
+    for i in reversed(range(len(best.steps))):  # single rows, latest first
+        for j in reversed(range(len(best.steps[i].rows or ()))):
+            if left <= 0 or i >= len(best.steps) or j >= len(best.steps[i].rows or ()):
+                return best
+            step = best.steps[i]
+            fewer = dataclasses.replace(step, rows=step.rows[:j] + step.rows[j + 1:])
+            cut, _ = attempt(best.start, best.steps[:i] + (fewer,) + best.steps[i + 1:])
+            best = cut if cut is not None else best
+    return best
+
+
+def _later_starts(steps: tuple[LoggedStep, ...]) -> list[int]:
+    """Where the steps might start instead: at the last step, then at each step that inserts
+    rows, latest first."""
+    last = len(steps) - 1
+    seeds = [i for i, step in enumerate(steps[:last]) if step.op == "seed"]
+    return [i for i in (last, *reversed(seeds)) if i > 0]

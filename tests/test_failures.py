@@ -1,0 +1,154 @@
+"""Failures a person can act on: the same seed prints the same minimal counterexample, once per
+defect, at its revision, with rows as INSERT statements that paste into psql.
+
+The walks here run the ``ci`` profile on one mutant of each class of :mod:`mutants`; how long they
+take is measured by ``python -m benchmarks failures``, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from harness import commands
+from harness.failures import Failure, defects
+from harness.pasteable import insert_statement, literal
+from harness.session import open_session
+from harness.settings import load_settings
+from harness.trial import LoggedStep, Trial, insert_rows
+from harness.violations import Violation
+
+from mutants import MUTANTS, PLAIN_BASE, with_role
+from projects import Rev, make_project
+
+CLASSES = {
+    "round trip": "index-left-behind",
+    "data": "rows-deleted-by-a-grants-revision",
+    "isolation": "new-tenant-table-without-rls",
+    "error with data": "unique-index-over-duplicates",
+}
+
+
+def _busy() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+@pytest.mark.parametrize("klass", list(CLASSES))
+def test_one_seed_gives_one_minimal_defect_at_its_revision_twice(klass, tmp_path, pg_server):
+    mutant = next(m for m in MUTANTS if m.id == CLASSES[klass])
+    ini = make_project(tmp_path, with_role(mutant.revisions, f"harness_app_{secrets.token_hex(4)}"))
+    settings = load_settings(ini, **mutant.settings)
+
+    first = commands.walk(settings, seed=7, server=pg_server)
+    # The second run competes with busy processes for the CPU: shrinking is bounded by work,
+    # so the load changes how long it takes, never where it stops.
+    load = [_busy(), _busy()] if klass == "data" else []
+    try:
+        again = commands.walk(settings, seed=7, server=pg_server)
+    finally:
+        for process in load:
+            process.kill()
+            process.wait()
+
+    assert _made_by_migrations(first) == _made_by_migrations(again)
+    assert len(first.failures) == 1, [f.render() for f in first.failures]
+    failure = first.failures[0]
+    assert failure.violations[0].property == mutant.property
+    assert failure.violations[0].revision in mutant.blamed and failure.violations[0].revision is not None
+    migrations = [c for c in failure.commands() if c.startswith("alembic")]
+    rows = [row for step in failure.steps for row in step.rows or ()]
+    assert len(migrations) <= 4 and len(rows) <= 4, failure.render()
+
+
+_RANDOM_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def _made_by_migrations(result: commands.RunResult) -> str:
+    """The failures as JSON, with the random keys the tenant family's migrations themselves
+    make (``gen_random_uuid()`` in an INSERT of r1) masked: no seed can repeat those."""
+    return _RANDOM_UUID.sub("<random uuid>", json.dumps([f.to_json() for f in result.failures]))
+
+
+_QUIET = Rev("r2", down="r1", upgrade="pass", downgrade="pass")
+_DELETES = Rev("r3", down="r2", upgrade='op.execute("DELETE FROM t WHERE note IS NULL")', downgrade="pass")
+_QUIET_TOO = Rev("r4", down="r3", upgrade="pass", downgrade="pass")
+
+
+def test_a_violation_found_across_a_jump_is_narrowed_to_its_revision(tmp_path, pg_server):
+    ini = make_project(tmp_path, [PLAIN_BASE, _QUIET, _DELETES, _QUIET_TOO])
+    with open_session(load_settings(ini), pg_server) as session:
+        trial = Trial(session)
+        try:
+            assert trial.upgrade("r1") == []
+            assert trial.seed(lambda conn: insert_rows(conn, [("public.t", {"id": "1", "name": "x"})])) == []
+            violations = trial.jump("upgrade", "r4")
+            log = [step.as_command() for step in trial.log]
+        finally:
+            trial.close()
+
+    assert violations and {v.revision for v in violations} == {"r3"}
+    assert log[-2:] == ["alembic upgrade r2", "alembic upgrade r3"]
+
+
+def test_a_jump_whose_steps_are_fine_one_by_one_keeps_its_violations(tmp_path, pg_server):
+    """Nothing to narrow on a correct history: the jump is as silent as its steps."""
+    ini = make_project(tmp_path, [PLAIN_BASE, _QUIET, Rev("r3", down="r2", upgrade="pass", downgrade="pass")])
+    with open_session(load_settings(ini), pg_server) as session:
+        trial = Trial(session)
+        try:
+            assert trial.upgrade("r1") == []
+            assert trial.seed(lambda conn: insert_rows(conn, [("public.t", {"id": "1", "name": "x"})])) == []
+            assert trial.jump("upgrade", "r3") == []
+        finally:
+            trial.close()
+
+
+def test_violations_of_one_property_at_one_revision_are_one_defect():
+    found = [Violation("data", "r2", "rows of public.a changed"), Violation("data", "r2", "rows of public.b changed"),
+             Violation("tenant_isolation", "r2", "role app sees b")]
+    failures = defects(found, frozenset(), ())
+
+    assert [(f.violations[0].property, len(f.violations)) for f in failures] == [("data", 2), ("tenant_isolation", 1)]
+    text = failures[0].render()
+    assert text.startswith("[data] at r2: 2 pieces of evidence") and "public.b" in text
+    assert json.loads(json.dumps(failures[0].to_json()))["revision"] == "r2"
+
+
+def test_rows_print_as_inserts_that_paste_into_psql(pg_conn):
+    pg_conn.execute('CREATE TABLE "order" (id int, "user" text, note text, blob bytea, doc jsonb)')
+    record = {"id": "1", "user": "it's\nme", "note": "x" * 500, "blob": "\\x" + "00" * 3000, "doc": {"a": [1]}}
+
+    statement = insert_statement("public.order", record)
+    pg_conn.execute(statement)
+
+    assert statement.startswith('INSERT INTO public."order" (id, "user", note, blob, doc) VALUES (1, E\'it\'\'s\\nme\'')
+    assert "/* 500 characters, cut */" in statement and "/* 3000 bytes, cut */" in statement
+    assert pg_conn.execute('SELECT "user", length(note) FROM "order"').fetchone() == ("it's\nme", 40)
+    assert literal(None) == "NULL" and literal("007") == "'007'" and literal("-1.50") == "-1.50"
+
+
+def test_replay_inserts_rows_in_the_order_they_went_in_across_a_cycle(pg_conn):
+    pg_conn.execute("CREATE TABLE a (id int PRIMARY KEY, b_id int)")
+    pg_conn.execute("CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a)")
+    pg_conn.execute("ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b")
+    rows = (("public.a", {"id": "1", "b_id": None}), ("public.b", {"id": "1", "a_id": "1"}),
+            ("public.a", {"id": "2", "b_id": "1"}))
+    step = LoggedStep.from_json(json.loads(json.dumps(LoggedStep("seed", rows=rows).to_json())))
+
+    insert_rows(pg_conn, step.rows)
+
+    assert step.rows == rows
+    assert pg_conn.execute("SELECT count(*) FROM a").fetchone() == (2,)
+
+
+def test_a_failure_file_of_the_first_format_still_replays_its_rows():
+    old = {"op": "seed", "rows": {"public.parent": [{"id": "1"}], "public.t": [{"id": "1", "parent_id": "1"}]}}
+    step = LoggedStep.from_json(old)
+    assert step.rows == (("public.parent", {"id": "1"}), ("public.t", {"id": "1", "parent_id": "1"}))
+    assert Failure.from_json({"violations": [{"property": "data", "revision": "r2", "message": "m",
+                                              "evidence": {}, "steps": [old]}], "steps": [old]}).steps == (step,)
