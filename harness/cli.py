@@ -109,10 +109,13 @@ def _project_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--failures-dir", type=Path, metavar="DIR",
                    help="where failure files go (default: .harness/failures beside alembic.ini)")
     p.add_argument("--report", metavar="PATH", type=Path, help="write a markdown summary")
+    p.add_argument("--step-timeout", metavar="DURATION",
+                   help="wall-clock limit of one step (seconds, or 10m): past it the step hangs")
 
 
 def _settings(args: argparse.Namespace, ini: Path | None):
-    return load_settings(ini, database_url=args.database_url, pg_version=args.pg_version)
+    return load_settings(ini, database_url=args.database_url, pg_version=args.pg_version,
+                         step_timeout=getattr(args, "step_timeout", None))
 
 
 def _walk(args: argparse.Namespace) -> commands.RunResult:
