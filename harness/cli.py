@@ -1,7 +1,9 @@
 """The ``harness`` command: argument parsing, output and exit codes over :mod:`harness.commands`.
 
 Exit codes: 0 every property holds, 1 a property is violated, 2 usage, configuration or
-infrastructure error (one line saying why, on stderr, before anything else).
+infrastructure error (one line saying why, on stderr, before anything else), or a walk that
+discarded too many examples to be trusted; 130 / 143 a walk stopped by SIGINT / SIGTERM that
+found nothing (it still reports what it walked).
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     walk.add_argument("--seed", type=int, help="the seed of a previous walk, to repeat it")
     walk.add_argument("--max-examples", type=int, metavar="N", help="examples (fresh databases) to walk")
     walk.add_argument("--steps", type=int, metavar="N", help="steps per example")
+    walk.add_argument("--duration", metavar="DURATION",
+                      help="stop after the example running when this is spent (seconds, or 90m)")
 
     sweep = command("sweep", "every revision up, down and up again, all invariants checked", _sweep)
     _project_options(sweep)
@@ -119,7 +123,7 @@ def _settings(args: argparse.Namespace, ini: Path | None):
 
 
 def _walk(args: argparse.Namespace) -> commands.RunResult:
-    settings = _settings(args, args.config)
+    settings = _settings(args, args.config).with_options(duration=args.duration)
     return commands.walk(
         settings, profile=args.profile, seed=args.seed, max_examples=args.max_examples,
         steps=args.steps, database_dir=Path(settings.alembic_ini).parent / ".harness" / "examples",
@@ -174,7 +178,12 @@ def _finish(result: commands.RunResult, args: argparse.Namespace) -> int:
     print(_summary(result), file=out)
     _write(args.json, _json(result.to_json()))
     _write(args.report, result.to_markdown())
-    return EXIT_OK if result.ok else EXIT_VIOLATED
+    if not result.ok:
+        return EXIT_VIOLATED
+    if result.problem:
+        print(f"harness: error: {result.problem}", file=sys.stderr)
+        return EXIT_ERROR
+    return 128 + result.stop_signal if result.stop_signal else EXIT_OK
 
 
 def _json(document: Any) -> str:
@@ -199,5 +208,18 @@ def _summary(result: commands.RunResult) -> str:
     return (
         f"harness {result.command}: {'ok' if result.ok else 'FAILED'}: {found}; "
         f"{coverage.get('steps', 0)} steps over {coverage.get('states', 0)} states in "
-        f"{result.duration_s:.1f}s{seed}"
+        f"{result.duration_s:.1f}s{seed}{_ending(result)}"
     )
+
+
+def _ending(result: commands.RunResult) -> str:
+    """How a walk ended, when not by running all its examples, and how many it discarded."""
+    health = result.health or {}
+    said = f"; {health.get('examples', 0)} examples"
+    if health.get("discarded"):
+        said += f", {health['discarded']} discarded"
+    if result.stopped == "duration":
+        said += ", stopped at its duration"
+    elif result.stopped == "signal" and result.stop_signal:
+        said += f", stopped by {commands.signal_name(result.stop_signal)}"
+    return said if result.stopped else ""

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import random
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -34,6 +35,17 @@ class RunResult:
     not_reached: dict[str, str] = dataclasses.field(default_factory=dict)
     accepted: int = 0
     """Violations left out because the project's baseline accepts them."""
+    stopped: str | None = None
+    """How a walk ended: ``"examples"`` (its budget), ``"duration"`` or ``"signal"``."""
+    stop_signal: int | None = None
+    """The signal that stopped a walk, by number."""
+    health: dict[str, Any] | None = None
+    """A walk's examples run and discarded, and why (:class:`harness.machine.Health`)."""
+
+    @property
+    def problem(self) -> str | None:
+        """Why the run's verdict cannot be trusted (too many examples discarded), if so."""
+        return (self.health or {}).get("problem")
 
     @property
     def ok(self) -> bool:
@@ -52,6 +64,8 @@ class RunResult:
             "failures": [f.to_json() for f in self.failures],
             "not_reached": self.not_reached,
             "accepted": self.accepted,
+            **({"stopped": self.stopped, "health": self.health} if self.stopped else {}),
+            **({"signal": signal_name(self.stop_signal)} if self.stop_signal else {}),
             "coverage": self.coverage,
             "duration_s": round(self.duration_s, 3),
         }
@@ -87,10 +101,13 @@ def walk(
 
     Without ``seed`` a fresh one is drawn and failures saved in ``database_dir`` run first;
     with one, the walk is that seed's walk exactly. ``progress``: a live line on stderr
-    (None: only when stderr is a terminal).
+    (None: only when stderr is a terminal). The walk ends after the example running when
+    ``settings.duration`` (else the profile's) is spent, or on SIGINT or SIGTERM; the result
+    says which (``stopped``) and carries what was found and covered until then.
     """
-    from .machine import run_walk
+    from .machine import PROFILES, run_walk
     from .progress import Progress
+    from .stopping import Stop
 
     replay_saved = seed is None
     seed = random.getrandbits(32) if seed is None else seed
@@ -98,17 +115,19 @@ def walk(
     command = f"harness walk -c {settings.alembic_ini} --seed {seed}" + "".join(
         f" {option} {value}" for option, value in budget.items() if value is not None
     )
-    with _timed_session(settings, server) as (session, started):
+    stop = Stop(settings.duration or PROFILES.get(profile, {}).get("duration"))
+    with _timed_session(settings, server) as (session, started), stop.on_signals():
         outcome = run_walk(
             session, seed_value=seed, profile=profile, max_examples=max_examples, steps=steps,
             overrides=overrides, database_dir=database_dir, replay_saved=replay_saved,
-            progress=Progress(list(session.project.graph.revisions), enabled=progress),
+            progress=Progress(list(session.project.graph.revisions), enabled=progress), stop=stop,
         )
         failures = [
             Failure(f.violations, frozenset(), f.steps, _reproduce(seed, profile, command, f))
             for f in outcome.failures
         ]
-        return _result("walk", session, started, failures, seed=seed)
+        return _result("walk", session, started, failures, seed=seed, stopped=outcome.stopped,
+                       stop_signal=stop.signal, health=outcome.health.to_json())
 
 
 def sweep(
@@ -184,6 +203,10 @@ def _result(command: str, session: Session, started: float, failures: list[Failu
                 kept.append(dataclasses.replace(failure, violations=tuple(new)))
         failures = kept
     return RunResult(command, failures, coverage, time.perf_counter() - started, accepted=accepted, **extra)
+
+
+def signal_name(number: int) -> str:
+    return signal.Signals(number).name
 
 
 def _reproduce(seed: int, profile: str, command: str, failure: BaseException) -> dict[str, Any]:

@@ -13,6 +13,7 @@ it stops the walk at once, as a :class:`WalkStopped` that Hypothesis neither ret
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
+from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
@@ -29,6 +31,7 @@ from . import seeding
 from .errors import HarnessError
 from .progress import Progress
 from .session import Session
+from .stopping import Stop
 from .trial import LoggedStep, Trial
 from .violations import Violation
 
@@ -38,9 +41,14 @@ if sys.version_info < (3, 11):  # pragma: no cover - the old-stack environment
 PROFILES: dict[str, dict[str, Any]] = {
     "dev": {"max_examples": 10, "stateful_step_count": 12},
     "ci": {"max_examples": 30, "stateful_step_count": 20},
-    "nightly": {"max_examples": 100_000, "stateful_step_count": 60},
+    "nightly": {"max_examples": 100_000, "stateful_step_count": 60, "duration": 4 * 3600},
 }
-"""Budgets by use: a quick look at a desk, minutes in CI, hours at night."""
+"""Budgets by use: a quick look at a desk, minutes in CI, hours at night. A ``duration`` (seconds)
+ends the walk after the example running when it is spent: the nightly one leaves room for
+shrinking and the report inside a CI job's six hours."""
+
+DISCARDED_LIMIT = 0.10
+"""Above this share of discarded examples a walk is not trusted: exit 2, with the fix."""
 
 SHRINK_SECONDS = {"dev": 30, "ci": 60, "nightly": 300}
 """How long shrinking one failure may take. Every shrink attempt replays migrations (about
@@ -107,6 +115,7 @@ def build_machine(
     progress = progress or Progress(list(session.project.graph.revisions), enabled=False)
     graph = session.project.graph
     exclude = (session.project.version_table,)
+    rows_per_seed = session.settings.seed_rows
     jump_targets = {target: graph.state_at(target) for target in ("heads", "base", *graph.revisions)}
 
     class MigrationWalk(RuleBasedStateMachine):
@@ -165,7 +174,8 @@ def build_machine(
                 catalog = session.per_state(
                     "catalog", state, lambda: seeding.read_catalog(conn, exclude=exclude)
                 )
-                return seeding.seed_rows(conn, data.draw, catalog, overrides=overrides).records
+                return seeding.seed_rows(conn, data.draw, catalog, overrides=overrides,
+                                         max_rows=rows_per_seed).records
 
             self._check(self.trial.seed(insert))
 
@@ -180,11 +190,58 @@ def build_machine(
 
 
 @dataclasses.dataclass
+class Health:
+    """How many examples Hypothesis generated, and how many it threw away, and why.
+
+    Counted before shrinking: the shrinker's own attempts overrun and fail filters by design.
+    An example is discarded when its draws overran Hypothesis's budget (``overrun``) or a
+    strategy gave up (``invalid``: a filter that rejects too much, an override's ``assume``).
+    Hypothesis's swarm testing also discards a few: it enables a random subset of the rules per
+    example, and at some states none of them can move. Those are its design, cost a few steps,
+    and no setting removes them, so they are reported but do not count against the walk.
+    """
+
+    examples: int = 0
+    overrun: int = 0
+    invalid: int = 0
+    why: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+
+    @property
+    def discarded(self) -> int:
+        return self.overrun + self.invalid
+
+    def problem(self) -> str | None:
+        """Why the walk cannot be trusted, with the setting that fixes it; None when healthy."""
+        counted = self.discarded - self.why[SWARM]
+        total = self.examples + self.discarded
+        if not total or counted <= DISCARDED_LIMIT * total:
+            return None
+        share = f"{counted} of {total} examples discarded ({counted / total:.0%})"
+        if self.overrun >= counted - self.overrun:
+            return (f"{share}: their draws overran Hypothesis's budget per example; walk "
+                    f"fewer steps per example (--steps) or seed fewer rows per step "
+                    f"(seed_rows in [tool.harness])")
+        reasons = "; ".join(f"{why} ({n})" for why, n in self.why.most_common(3) if why != SWARM)
+        return (f"{share}: a strategy gave up ({reasons}); loosen the filters or assume() "
+                f"calls of the seeding overrides")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"examples": self.examples, "overrun": self.overrun, "invalid": self.invalid,
+                "discarded": self.discarded, "why": dict(self.why), "problem": self.problem()}
+
+
+SWARM = "no rule enabled by Hypothesis's swarm testing could move"
+
+
+@dataclasses.dataclass
 class WalkOutcome:
     """What a walk found: each distinct failure, shrunk, with the seed that reproduces it."""
 
     seed: int
     failures: list[PropertyViolated]
+    health: Health = dataclasses.field(default_factory=Health)
+    stopped: str = "examples"
+    """``"examples"`` (the budget ran out), ``"duration"`` or ``"signal"``."""
 
 
 def run_walk(
@@ -198,6 +255,7 @@ def run_walk(
     database_dir: Path | None = None,
     replay_saved: bool = True,
     progress: Progress | None = None,
+    stop: Stop | None = None,
 ) -> WalkOutcome:
     """Walk the project's graph with Hypothesis; failures are returned, not raised.
 
@@ -208,10 +266,16 @@ def run_walk(
     failing examples ran -- lines of Alembic and psycopg here, slowly, and of no use to anyone.
     Hypothesis prints nothing (its ``ci`` profile, loaded under ``CI=true``, is overridden
     here field by field); everything it would say comes back in the failures.
+
+    ``stop`` ends the walk after the current example once it asks to (its duration is spent, a
+    signal came); without one, the profile's duration, if any, applies. The failures found by
+    then are shrunk as far as the shrinking budget allows and returned like any others.
     """
     if profile not in PROFILES:
         raise HarnessError(f"unknown profile {profile!r}", hint=f"one of {', '.join(PROFILES)}")
     budget = dict(PROFILES[profile])
+    duration = budget.pop("duration", None)
+    stop = stop or Stop(duration)
     if max_examples is not None:
         budget["max_examples"] = max_examples
     if steps is not None:
@@ -228,22 +292,26 @@ def run_walk(
         phases=[p for p in Phase if p is not Phase.explain and (replay_saved or p is not Phase.reuse)],
         print_blob=True,
     )
+    health = Health()
+    failures: list[PropertyViolated] = []
     try:
-        with _shrink_budget(SHRINK_SECONDS[profile]):
+        with _shrink_budget(SHRINK_SECONDS[profile]), _watch_engine(stop, health):
             run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
     except WalkStopped as stopped:
         raise stopped.error from None
     except PropertyViolated as failure:
-        return WalkOutcome(seed_value, [failure])
+        failures = [failure]
     except BaseExceptionGroup as group:
         matched, rest = group.split(PropertyViolated)
         if rest is not None:
             raise rest from None
-        return WalkOutcome(seed_value, list(_leaves(matched)))
+        failures = list(_leaves(matched))
+    except Unsatisfiable:
+        pass  # nothing valid was generated before the stop, or at all: the health says which
     finally:
         if progress is not None:
             progress.done()
-    return WalkOutcome(seed_value, [])
+    return WalkOutcome(seed_value, failures, health, stop.reason or "examples")
 
 
 def _leaves(group: BaseExceptionGroup) -> list[PropertyViolated]:
@@ -254,6 +322,52 @@ def _leaves(group: BaseExceptionGroup) -> list[PropertyViolated]:
         else:
             found.append(exc)
     return found
+
+
+@contextlib.contextmanager
+def _watch_engine(stop: Stop, health: Health) -> Iterator[None]:
+    """Count each test case Hypothesis's engine runs, and end the run when ``stop`` asks.
+
+    Hypothesis has no public way to end a run early and keep what it found: its engine ends a
+    run by ``exit_with()`` after a test case, and then reports the failures found so far,
+    shrunk as far as they got. Its counters changed names across versions.
+    """
+    from hypothesis.internal.conjecture import engine
+    from hypothesis.internal.conjecture.data import Status
+
+    runner_class = engine.ConjectureRunner
+    original = runner_class.test_function
+
+    def test_function(runner: Any, data: Any) -> None:
+        try:
+            original(runner, data)
+        finally:
+            if runner.finish_shrinking_deadline is None:
+                _count(health, data, Status)
+        if stop.requested():
+            runner.exit_with(engine.ExitReason.finished)
+
+    runner_class.test_function = test_function
+    try:
+        yield
+    finally:
+        runner_class.test_function = original
+
+
+def _count(health: Health, data: Any, status: Any) -> None:
+    if data.status is status.OVERRUN:
+        health.overrun += 1
+    elif data.status is status.INVALID:
+        health.invalid += 1
+        health.why[_why_invalid(str(data.events.get("gave up because", "")))] += 1
+    elif data.status in (status.VALID, status.INTERESTING):
+        health.examples += 1
+
+
+def _why_invalid(reason: str) -> str:
+    if "sampled_from([Rule(" in reason:
+        return SWARM
+    return reason.splitlines()[0][:160] if reason else "a strategy or assume() rejected it"
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ from sqlalchemy.pool import NullPool
 
 from . import builtin_env
 from .deadline import StepHang, step_deadline
-from .errors import HarnessError
+from .errors import HarnessError, Terminated
 from .graph import Op, RevisionGraph, Step, source_location
 
 if TYPE_CHECKING:
@@ -255,6 +255,9 @@ class Runner:
                         self._run_env(environment, conn)
                 if conn.in_transaction():  # env.py ran migrations without begin_transaction()
                     conn.commit()
+        except Terminated:
+            self._discard_connection()
+            raise
         # sys.exit() in a migration is that migration failing, not the harness being told to end
         except (Exception, SystemExit, StepHang) as exc:
             error = exc

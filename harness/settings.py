@@ -71,6 +71,10 @@ class Settings:
     """Seconds (or ``"10m"``) one step may take, whatever it is stuck in (Python code, a call to
     a service): past it the step is a hang. A safety net far above any normal step; None: five
     times ``statement_timeout_ms``."""
+    seed_rows: int = 4
+    """Rows the walk draws per seed step. Every draw of an example shares one budget of
+    Hypothesis (8 KiB of choices): at about 4 rows a step, a nightly example of 60 steps stays
+    well inside it. Fewer when the walk's health reports overruns."""
     duration: float | None = None
     """Seconds (or ``"90m"``) a walk may run: it then stops after the current example and
     reports. None: the profile's own (the nightly profile has one)."""
