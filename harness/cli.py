@@ -76,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     walk.add_argument("--seed", type=int, help="the seed of a previous walk, to repeat it")
     walk.add_argument("--max-examples", type=int, metavar="N", help="examples (fresh databases) to walk")
     walk.add_argument("--steps", type=int, metavar="N", help="steps per example")
+    walk.add_argument("--since", metavar="GIT_REF",
+                      help="walk only the revisions added since this git ref (pull-request mode)")
+    walk.add_argument("--shard", type=_shard, metavar="I/N",
+                      help="walk the I-th of N shares of the work (one per CI job, from 1)")
     walk.add_argument("--duration", metavar="DURATION",
                       help="stop after the example running when this is spent (seconds, or 90m)")
 
@@ -127,7 +131,15 @@ def _walk(args: argparse.Namespace) -> commands.RunResult:
     return commands.walk(
         settings, profile=args.profile, seed=args.seed, max_examples=args.max_examples,
         steps=args.steps, database_dir=Path(settings.alembic_ini).parent / ".harness" / "examples",
+        since=args.since, shard=args.shard,
     )
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N, like 1/4")
+    return int(index), int(count)
 
 
 def _sweep(args: argparse.Namespace) -> commands.RunResult:

@@ -12,10 +12,12 @@ import random
 import re
 import signal
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .baseline import Baseline
+from .errors import HarnessError
 from .failures import Failure, read_failure_file
 from .server import Server
 from .session import Session, open_session
@@ -96,6 +98,8 @@ def walk(
     database_dir: Path | None = None,
     server: Server | None = None,
     progress: bool | None = None,
+    since: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> RunResult:
     """The random walk: Hypothesis chooses steps and rows; every failure comes back shrunk.
 
@@ -104,6 +108,13 @@ def walk(
     (None: only when stderr is a terminal). The walk ends after the example running when
     ``settings.duration`` (else the profile's) is spent, or on SIGINT or SIGTERM; the result
     says which (``stopped``) and carries what was found and covered until then.
+
+    ``since`` (a git ref) walks only the revisions whose files were added since then, from the
+    state just before them: the pull-request mode. With none added there is nothing to walk.
+
+    ``shard`` ``(i, n)`` makes this walk the i-th of n (from 1) walking one history together, one
+    per CI job: each walks its share of the examples, with a seed of its own derived from
+    ``seed``, so two shards of one seed walk different examples.
     """
     from .machine import PROFILES, run_walk
     from .progress import Progress
@@ -111,23 +122,37 @@ def walk(
 
     replay_saved = seed is None
     seed = random.getrandbits(32) if seed is None else seed
-    budget = {"--profile": profile, "--max-examples": max_examples, "--steps": steps}
+    walk_seed = seed
+    if shard is not None:
+        index, count = _check_shard(shard)
+        walk_seed = zlib.crc32(f"{seed}:{index}/{count}".encode())
+        total = max_examples or PROFILES.get(profile, {}).get("max_examples", 1)
+        max_examples = -(-total // count)
+    budget = {"--profile": profile, "--max-examples": max_examples, "--steps": steps,
+              "--since": since, "--shard": shard and "/".join(map(str, shard))}
     command = f"harness walk -c {settings.alembic_ini} --seed {seed}" + "".join(
         f" {option} {value}" for option, value in budget.items() if value is not None
     )
     stop = Stop(settings.duration or PROFILES.get(profile, {}).get("duration"))
     with _timed_session(settings, server) as (session, started), stop.on_signals():
+        revisions = list(session.project.graph.revisions)
+        if since is not None:
+            revisions = _added_since(session, since)
+            if not revisions:
+                return _result("walk", session, started, [], seed=seed, revisions=revisions)
         outcome = run_walk(
-            session, seed_value=seed, profile=profile, max_examples=max_examples, steps=steps,
+            session, seed_value=walk_seed, profile=profile, max_examples=max_examples, steps=steps,
             overrides=overrides, database_dir=database_dir, replay_saved=replay_saved,
-            progress=Progress(list(session.project.graph.revisions), enabled=progress), stop=stop,
+            progress=Progress(revisions, enabled=progress), stop=stop,
+            focus=revisions if since is not None else None,
         )
         failures = [
-            Failure(f.violations, frozenset(), f.steps, _reproduce(seed, profile, command, f))
+            Failure(f.violations, outcome.start, f.steps, _reproduce(seed, profile, command, f))
             for f in outcome.failures
         ]
         return _result("walk", session, started, failures, seed=seed, stopped=outcome.stopped,
-                       stop_signal=stop.signal, health=outcome.health.to_json())
+                       stop_signal=stop.signal, health=outcome.health.to_json(),
+                       revisions=revisions)
 
 
 def sweep(
@@ -139,14 +164,13 @@ def sweep(
     ``since`` (a git ref) sweeps only the revisions whose files were added since then: the
     pull-request mode, in which the rest of the history is only applied, from references.
     """
-    from .changes import revisions_since
     from .sweep import run_sweep
 
     with _timed_session(settings, server) as (session, started):
         graph = session.project.graph
         chosen = [graph.resolve(r) for r in revisions] if revisions else None
         if since is not None:
-            added = revisions_since(graph, since)
+            added = _added_since(session, since)
             chosen = [r for r in (chosen or graph.revisions) if r in added]
         outcome = run_sweep(session, revisions=chosen, progress=progress)
         failures = [Failure(f.violations, f.start, f.steps) for f in outcome.findings]
@@ -190,8 +214,26 @@ def _baseline_path(settings: Settings) -> Path | None:
     return Path(settings.alembic_ini).parent / settings.baseline
 
 
-def _result(command: str, session: Session, started: float, failures: list[Failure], **extra: Any) -> RunResult:
-    coverage = session.coverage.to_json(list(session.project.graph.revisions), session.settings.irreversible)
+def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:
+    index, count = shard
+    if not 1 <= index <= count:
+        raise HarnessError(f"shard {index}/{count} does not exist",
+                           hint=f"shards of {count} are numbered 1 to {count}: --shard 1/{count}")
+    return index, count
+
+
+def _added_since(session: Session, ref: str) -> list[str]:
+    from .changes import revisions_since
+
+    return revisions_since(session.project.graph, ref)
+
+
+def _result(command: str, session: Session, started: float, failures: list[Failure],
+            revisions: list[str] | None = None, **extra: Any) -> RunResult:
+    """The run's result; its coverage lists ``revisions`` (default: all of them)."""
+    if revisions is None:
+        revisions = list(session.project.graph.revisions)
+    coverage = session.coverage.to_json(revisions, session.settings.irreversible)
     accepted = 0
     path = _baseline_path(session.settings)
     if path is not None:

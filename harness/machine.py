@@ -19,16 +19,17 @@ import dataclasses
 import functools
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from . import seeding
 from .errors import HarnessError
+from .example_db import example_database
+from .graph import State
 from .progress import Progress
 from .session import Session
 from .stopping import Stop
@@ -110,36 +111,53 @@ def _failure_type(violation: Violation) -> type[PropertyViolated]:
 
 def build_machine(
     session: Session, overrides: seeding.Overrides | None = None, progress: Progress | None = None,
+    focus: Iterable[str] | None = None,
 ) -> type[RuleBasedStateMachine]:
-    """A state machine class walking ``session``'s project; one trial per example."""
+    """A state machine class walking ``session``'s project; one trial per example.
+
+    With ``focus`` (the revisions a change adds), each example starts from the state just before
+    them, built canonically from references, and every move runs only focus revisions: the rest
+    of the history is never walked down.
+    """
     progress = progress or Progress(list(session.project.graph.revisions), enabled=False)
     graph = session.project.graph
     exclude = (session.project.version_table,)
     rows_per_seed = session.settings.seed_rows
-    jump_targets = {target: graph.state_at(target) for target in ("heads", "base", *graph.revisions)}
+    chosen = frozenset(focus or ())
+    start = graph.state_of(p for r in chosen for p in graph.parents(r) if p not in chosen)
+
+    def walked(revisions: Iterable[str]) -> list[str]:
+        return [rev for rev in revisions if not chosen or rev in chosen]
+
+    targets = walked(graph.revisions) if chosen else ["heads", "base", *graph.revisions]
+    jump_targets = {target: graph.state_at(target) for target in targets}
 
     class MigrationWalk(RuleBasedStateMachine):
+        start: State
+
         def __init__(self) -> None:
             super().__init__()
             self.session, self.progress = session, progress
             try:
-                self.trial = Trial(session)
+                self.trial = Trial(session, start)
             except Exception as exc:
                 raise WalkStopped(exc) from exc
             progress.example(session.coverage)
 
-        @precondition(lambda self: graph.upgrade_moves(self.trial.state))
+        @precondition(lambda self: walked(graph.upgrade_moves(self.trial.state)))
         @rule(data=st.data())
         @_stops_walk
         def upgrade(self, data: st.DataObject) -> None:
-            revision = data.draw(st.sampled_from(graph.upgrade_moves(self.trial.state)), label="revision")
+            moves = walked(graph.upgrade_moves(self.trial.state))
+            revision = data.draw(st.sampled_from(moves), label="revision")
             self._check(self.trial.upgrade(revision))
 
-        @precondition(lambda self: graph.downgrade_moves(self.trial.state))
+        @precondition(lambda self: walked(graph.downgrade_moves(self.trial.state)))
         @rule(data=st.data())
         @_stops_walk
         def downgrade(self, data: st.DataObject) -> None:
-            revision = data.draw(st.sampled_from(graph.downgrade_moves(self.trial.state)), label="revision")
+            moves = walked(graph.downgrade_moves(self.trial.state))
+            revision = data.draw(st.sampled_from(moves), label="revision")
             self._check(self.trial.downgrade(revision))
 
         def jumps(self) -> list[str]:
@@ -156,11 +174,13 @@ def build_machine(
             upward = target == "heads" or (target != "base" and target not in applied)
             direction = "upgrade" if upward else "downgrade"
             try:
-                graph.plan(direction, target, self.trial.state)
+                plan = graph.plan(direction, target, self.trial.state)
             except HarnessError:
                 # Alembic itself refuses this move (e.g. down to a revision that the current
                 # head only depends on): no command a person could type, so no step.
                 return
+            if len(walked(step.revision for step in plan)) < len(plan):
+                return  # it would run revisions outside the focus
             self._check(self.trial.jump(direction, target))
 
         # At base there is nothing to insert into: a seed step there would be a wasted step.
@@ -186,6 +206,7 @@ def build_machine(
         def teardown(self) -> None:
             self.trial.close()
 
+    MigrationWalk.start = start
     return MigrationWalk
 
 
@@ -242,6 +263,8 @@ class WalkOutcome:
     health: Health = dataclasses.field(default_factory=Health)
     stopped: str = "examples"
     """``"examples"`` (the budget ran out), ``"duration"`` or ``"signal"``."""
+    start: State = frozenset()
+    """The state every example started from: base, or the state before a focus."""
 
 
 def run_walk(
@@ -256,10 +279,12 @@ def run_walk(
     replay_saved: bool = True,
     progress: Progress | None = None,
     stop: Stop | None = None,
+    focus: Iterable[str] | None = None,
 ) -> WalkOutcome:
     """Walk the project's graph with Hypothesis; failures are returned, not raised.
 
-    Failures are saved in ``database_dir`` and, with ``replay_saved``, the saved ones run first
+    Failures are saved in ``database_dir`` (and in the shared database the ``examples`` setting
+    names, if any) and, with ``replay_saved``, the saved ones run first
     (a failure found at night comes back first in the morning). Repeating a walk by its seed
     turns that off: the examples saved since would run first and make it another walk.
     The explain phase is left out: it re-runs the failure under a tracer to name the lines only
@@ -267,6 +292,7 @@ def run_walk(
     Hypothesis prints nothing (its ``ci`` profile, loaded under ``CI=true``, is overridden
     here field by field); everything it would say comes back in the failures.
 
+    ``focus`` limits the walk to the revisions a change adds (see :func:`build_machine`).
     ``stop`` ends the walk after the current example once it asks to (its duration is spent, a
     signal came); without one, the profile's duration, if any, applies. The failures found by
     then are shrunk as far as the shrinking budget allows and returned like any others.
@@ -280,12 +306,12 @@ def run_walk(
         budget["max_examples"] = max_examples
     if steps is not None:
         budget["stateful_step_count"] = steps
-    machine = build_machine(session, overrides, progress)
+    machine = build_machine(session, overrides, progress, focus)
     run_settings = settings(
         **budget,
         deadline=None,
         derandomize=False,
-        database=DirectoryBasedExampleDatabase(str(database_dir)) if database_dir else None,
+        database=example_database(database_dir, session.settings.examples),
         suppress_health_check=list(HealthCheck),
         verbosity=Verbosity.quiet,
         report_multiple_bugs=True,
@@ -311,7 +337,7 @@ def run_walk(
     finally:
         if progress is not None:
             progress.done()
-    return WalkOutcome(seed_value, failures, health, stop.reason or "examples")
+    return WalkOutcome(seed_value, failures, health, stop.reason or "examples", machine.start)
 
 
 def _leaves(group: BaseExceptionGroup) -> list[PropertyViolated]:

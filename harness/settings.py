@@ -75,6 +75,9 @@ class Settings:
     """Rows the walk draws per seed step. Every draw of an example shares one budget of
     Hypothesis (8 KiB of choices): at about 4 rows a step, a nightly example of 60 steps stays
     well inside it. Fewer when the walk's health reports overruns."""
+    examples: str | None = None
+    """A shared example database for walks on several machines (``redis://host:6379/0``),
+    besides the directory ``.harness/examples`` beside alembic.ini."""
     duration: float | None = None
     """Seconds (or ``"90m"``) a walk may run: it then stops after the current example and
     reports. None: the profile's own (the nightly profile has one)."""
