@@ -1,7 +1,9 @@
 """The ``harness`` command: argument parsing, output and exit codes over :mod:`harness.commands`.
 
 Exit codes: 0 every property holds, 1 a property is violated, 2 usage, configuration or
-infrastructure error (one line saying why, on stderr, before anything else).
+infrastructure error (one line saying why, on stderr, before anything else), or a walk that
+discarded too many examples to be trusted; 130 / 143 a walk stopped by SIGINT / SIGTERM that
+found nothing (it still reports what it walked).
 """
 
 from __future__ import annotations
@@ -74,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     walk.add_argument("--seed", type=int, help="the seed of a previous walk, to repeat it")
     walk.add_argument("--max-examples", type=int, metavar="N", help="examples (fresh databases) to walk")
     walk.add_argument("--steps", type=int, metavar="N", help="steps per example")
+    walk.add_argument("--since", metavar="GIT_REF",
+                      help="walk only the revisions added since this git ref (pull-request mode)")
+    walk.add_argument("--shard", type=_shard, metavar="I/N",
+                      help="walk the I-th of N shares of the work (one per CI job, from 1)")
+    walk.add_argument("--duration", metavar="DURATION",
+                      help="stop after the example running when this is spent (seconds, or 90m)")
 
     sweep = command("sweep", "every revision up, down and up again, all invariants checked", _sweep)
     _project_options(sweep)
@@ -119,18 +127,29 @@ def _project_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--failures-dir", type=Path, metavar="DIR",
                    help="where failure files go (default: .harness/failures beside alembic.ini)")
     p.add_argument("--report", metavar="PATH", type=Path, help="write a markdown summary")
+    p.add_argument("--step-timeout", metavar="DURATION",
+                   help="wall-clock limit of one step (seconds, or 10m): past it the step hangs")
 
 
 def _settings(args: argparse.Namespace, ini: Path | None):
-    return load_settings(ini, database_url=args.database_url, pg_version=args.pg_version)
+    return load_settings(ini, database_url=args.database_url, pg_version=args.pg_version,
+                         step_timeout=getattr(args, "step_timeout", None))
 
 
 def _walk(args: argparse.Namespace) -> commands.RunResult:
-    settings = _settings(args, args.config)
+    settings = _settings(args, args.config).with_options(duration=args.duration)
     return commands.walk(
         settings, profile=args.profile, seed=args.seed, max_examples=args.max_examples,
         steps=args.steps, database_dir=harness_path(settings.alembic_ini, "examples"),
+        since=args.since, shard=args.shard,
     )
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N, like 1/4")
+    return int(index), int(count)
 
 
 def _sweep(args: argparse.Namespace) -> commands.RunResult:
@@ -184,7 +203,12 @@ def _finish(result: commands.RunResult, args: argparse.Namespace) -> int:
     _write(args.report, result.to_markdown())
     faces.publish_run(result, sarif_path=getattr(args, "sarif", None),
                       gitlab_path=getattr(args, "gitlab", None))
-    return EXIT_OK if result.ok else EXIT_VIOLATED
+    if not result.ok:
+        return EXIT_VIOLATED
+    if result.problem:
+        print(f"harness: error: {result.problem}", file=sys.stderr)
+        return EXIT_ERROR
+    return 128 + result.stop_signal if result.stop_signal else EXIT_OK
 
 
 def _json(document: Any) -> str:
@@ -211,5 +235,18 @@ def _summary(result: commands.RunResult) -> str:
     return (
         f"harness {result.command}: {'ok' if result.ok else 'FAILED'}: {found}; "
         f"{coverage.get('steps', 0)} steps over {coverage.get('states', 0)} states in "
-        f"{result.duration_s:.1f}s{seed}"
+        f"{result.duration_s:.1f}s{seed}{_ending(result)}"
     )
+
+
+def _ending(result: commands.RunResult) -> str:
+    """How a walk ended, when not by running all its examples, and how many it discarded."""
+    health = result.health or {}
+    said = f"; {health.get('examples', 0)} examples"
+    if health.get("discarded"):
+        said += f", {health['discarded']} discarded"
+    if result.stopped == "duration":
+        said += ", stopped at its duration"
+    elif result.stopped == "signal" and result.stop_signal:
+        said += f", stopped by {commands.signal_name(result.stop_signal)}"
+    return said if result.stopped else ""

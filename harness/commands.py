@@ -10,12 +10,15 @@ import contextlib
 import dataclasses
 import random
 import re
+import signal
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import heads
 from .baseline import Baseline
+from .errors import HarnessError
 from .failures import Failure, defects, read_failure_file
 from .server import Server
 from .session import Session, open_session
@@ -41,6 +44,17 @@ class RunResult:
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
     """Each revision's file, for faces that point at lines (annotations, SARIF)."""
     alembic_ini: str = "alembic.ini"
+    stopped: str | None = None
+    """How a walk ended: ``"examples"`` (its budget), ``"duration"`` or ``"signal"``."""
+    stop_signal: int | None = None
+    """The signal that stopped a walk, by number."""
+    health: dict[str, Any] | None = None
+    """A walk's examples run and discarded, and why (:class:`harness.machine.Health`)."""
+
+    @property
+    def problem(self) -> str | None:
+        """Why the run's verdict cannot be trusted (too many examples discarded), if so."""
+        return (self.health or {}).get("problem")
 
     @property
     def ok(self) -> bool:
@@ -60,6 +74,8 @@ class RunResult:
             "failures": [f.to_json() for f in self.failures],
             "not_reached": self.not_reached,
             "accepted": self.accepted,
+            **({"stopped": self.stopped, "health": self.health} if self.stopped else {}),
+            **({"signal": signal_name(self.stop_signal)} if self.stop_signal else {}),
             "coverage": self.coverage,
             "duration_s": round(self.duration_s, 3),
         }
@@ -90,6 +106,8 @@ def walk(
     database_dir: Path | None = None,
     server: Server | None = None,
     progress: bool | None = None,
+    since: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> RunResult:
     """The random walk: Hypothesis chooses steps and rows; every failure comes back shrunk.
 
@@ -97,30 +115,56 @@ def walk(
     with one, the walk is that seed's walk exactly. ``profile`` sets the budget (see
     :data:`~harness.settings.PROFILES`), ``max_examples`` and ``steps`` override it;
     ``overrides`` gives strategies of your own for rows the catalog cannot describe.
-    ``progress``: a live line on stderr (None: only when stderr is a terminal).
+    ``progress``: a live line on stderr (None: only when stderr is a terminal). The walk ends
+    after the example running when ``settings.duration`` (else the profile's) is spent, or on
+    SIGINT or SIGTERM; the result says which (``stopped``) and carries what was found and
+    covered until then.
+
+    ``since`` (a git ref) walks only the revisions whose files were added since then, from the
+    state just before them: the pull-request mode. With none added there is nothing to walk.
+
+    ``shard`` ``(i, n)`` makes this walk the i-th of n (from 1) walking one history together, one
+    per CI job: each walks its share of the examples, with a seed of its own derived from
+    ``seed``, so two shards of one seed walk different examples.
     """
     from .machine import run_walk
     from .minimize import Cut, minimize
     from .progress import Progress
+    from .stopping import Stop
 
     replay_saved = seed is None
     seed = random.getrandbits(32) if seed is None else seed
-    budget = {"--profile": profile, "--max-examples": max_examples, "--steps": steps}
+    walk_seed = seed
+    if shard is not None:
+        index, count = _check_shard(shard)
+        walk_seed = zlib.crc32(f"{seed}:{index}/{count}".encode())
+        total = max_examples or PROFILES[profile].max_examples
+        max_examples = -(-total // count)
+    budget = {"--profile": profile, "--max-examples": max_examples, "--steps": steps,
+              "--since": since, "--shard": shard and "/".join(map(str, shard))}
     command = f"harness walk -c {settings.alembic_ini} --seed {seed}" + "".join(
         f" {option} {value}" for option, value in budget.items() if value is not None
     )
-    with _timed_session(settings, server) as (session, started):
-        shown = Progress(list(session.project.graph.revisions), enabled=progress)
+    stop = Stop(settings.duration or PROFILES[profile].duration)
+    with _timed_session(settings, server) as (session, started), stop.on_signals():
+        revisions = list(session.project.graph.revisions)
+        if since is not None:
+            revisions = _added_since(session, since)
+            if not revisions:
+                return _result("walk", session, started, [], seed=seed, revisions=revisions)
+        shown = Progress(revisions, enabled=progress)
         outcome = run_walk(
-            session, seed_value=seed, profile=profile, max_examples=max_examples, steps=steps,
+            session, seed_value=walk_seed, profile=profile, max_examples=max_examples, steps=steps,
             overrides=overrides, database_dir=database_dir, replay_saved=replay_saved,
-            progress=shown,
+            progress=shown, stop=stop, focus=revisions if since is not None else None,
         )
         failures = []
         for found in outcome.failures:
-            cut = minimize(session, Cut(found.violations, frozenset(), found.steps), PROFILES[profile].replays)
+            cut = minimize(session, Cut(found.violations, outcome.start, found.steps), PROFILES[profile].replays)
             failures += defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
-        result = _result("walk", session, started, failures, seed=seed)
+        result = _result("walk", session, started, failures, seed=seed, stopped=outcome.stopped,
+                         stop_signal=stop.signal, health=outcome.health.to_json(),
+                         revisions=revisions)
         result.coverage["examples"] = shown.examples
         return result
 
@@ -134,14 +178,13 @@ def sweep(
     ``since`` (a git ref) sweeps only the revisions whose files were added since then: the
     pull-request mode, in which the rest of the history is only applied, from references.
     """
-    from .changes import revisions_since
     from .sweep import run_sweep
 
     with _timed_session(settings, server) as (session, started):
         graph = session.project.graph
         chosen = [graph.resolve(r) for r in revisions] if revisions else None
         if since is not None:
-            added = revisions_since(graph, since)
+            added = _added_since(session, since)
             chosen = [r for r in (chosen or graph.revisions) if r in added]
         outcome = run_sweep(session, revisions=chosen, progress=progress)
         failures = [defect for f in outcome.findings for defect in defects(f.violations, f.start, f.steps)]
@@ -185,10 +228,28 @@ def _baseline_path(settings: Settings) -> Path | None:
     return Path(settings.alembic_ini).parent / settings.baseline
 
 
-def _result(command: str, session: Session, started: float, failures: list[Failure], **extra: Any) -> RunResult:
+def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:
+    index, count = shard
+    if not 1 <= index <= count:
+        raise HarnessError(f"shard {index}/{count} does not exist",
+                           hint=f"shards of {count} are numbered 1 to {count}: --shard 1/{count}")
+    return index, count
+
+
+def _added_since(session: Session, ref: str) -> list[str]:
+    from .changes import revisions_since
+
+    return revisions_since(session.project.graph, ref)
+
+
+def _result(command: str, session: Session, started: float, failures: list[Failure],
+            revisions: list[str] | None = None, **extra: Any) -> RunResult:
+    """The run's result; its coverage lists ``revisions`` (default: all of them)."""
+    if revisions is None:
+        revisions = list(session.project.graph.revisions)
+    coverage = session.coverage.to_json(revisions, session.settings.irreversible)
     if command in ("walk", "sweep"):
         failures = [*failures, *heads.check(session)]
-    coverage = session.coverage.to_json(list(session.project.graph.revisions), session.settings.irreversible)
     coverage["properties"] = _checked(session)
     accepted = 0
     path = _baseline_path(session.settings)
@@ -214,6 +275,10 @@ def _checked(session: Session) -> list[str]:
         skipped.add("column_order")
     optional = {"models", "heads"} - set(heads.checked(session))
     return [p for p in PROPERTIES if p not in skipped | optional]
+
+
+def signal_name(number: int) -> str:
+    return signal.Signals(number).name
 
 
 def _reproduce(seed: int, profile: str, command: str, failure: BaseException) -> dict[str, Any]:

@@ -26,3 +26,10 @@ class HarnessError(Exception):
 
 class ServerError(HarnessError):
     """PostgreSQL could not be started, reached or used."""
+
+
+class Terminated(SystemExit):
+    """The harness was sent SIGTERM: it ends, cleaning up, with the shell's code for it.
+
+    Its own class, so that the runner tells it from a migration calling ``sys.exit()``.
+    """

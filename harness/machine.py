@@ -18,27 +18,33 @@ it stops the walk at once, as a :class:`WalkStopped` that Hypothesis neither ret
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
+from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from . import seeding
 from .errors import HarnessError
+from .example_db import example_database
+from .graph import State
 from .progress import Progress
 from .session import Session
 from .settings import PROFILES
+from .stopping import Stop
 from .trial import LoggedStep, Trial
 from .violations import Violation
 
+DISCARDED_LIMIT = 0.10
+"""Above this share of discarded examples a walk is not trusted: exit 2, with the fix."""
 
 
 class PropertyViolated(AssertionError):
@@ -104,39 +110,56 @@ class WorkClock:
 
 def build_machine(
     session: Session, overrides: seeding.Overrides | None = None, progress: Progress | None = None,
-    clock: WorkClock | None = None,
+    clock: WorkClock | None = None, focus: Iterable[str] | None = None,
 ) -> type[RuleBasedStateMachine]:
     """A state machine class walking ``session``'s project; one trial per example, each
-    counted on ``clock``."""
+    counted on ``clock``.
+
+    With ``focus`` (the revisions a change adds), each example starts from the state just before
+    them, built canonically from references, and every move runs only focus revisions: the rest
+    of the history is never walked down.
+    """
     progress = progress or Progress(list(session.project.graph.revisions), enabled=False)
     graph = session.project.graph
     exclude = (session.project.version_table,)
-    jump_targets = {target: graph.state_at(target) for target in ("heads", "base", *graph.revisions)}
+    rows_per_seed = session.settings.seed_rows
+    chosen = frozenset(focus or ())
+    start = graph.state_of(p for r in chosen for p in graph.parents(r) if p not in chosen)
+
+    def walked(revisions: Iterable[str]) -> list[str]:
+        return [rev for rev in revisions if not chosen or rev in chosen]
+
+    targets = walked(graph.revisions) if chosen else ["heads", "base", *graph.revisions]
+    jump_targets = {target: graph.state_at(target) for target in targets}
 
     class MigrationWalk(RuleBasedStateMachine):
+        start: State
+
         def __init__(self) -> None:
             super().__init__()
             if clock is not None:
                 clock.examples += 1
             self.session, self.progress = session, progress
             try:
-                self.trial = Trial(session)
+                self.trial = Trial(session, start)
             except Exception as exc:
                 raise WalkStopped(exc) from exc
             progress.example(session.coverage)
 
-        @precondition(lambda self: graph.upgrade_moves(self.trial.state))
+        @precondition(lambda self: walked(graph.upgrade_moves(self.trial.state)))
         @rule(data=st.data())
         @_stops_walk
         def upgrade(self, data: st.DataObject) -> None:
-            revision = data.draw(st.sampled_from(graph.upgrade_moves(self.trial.state)), label="revision")
+            moves = walked(graph.upgrade_moves(self.trial.state))
+            revision = data.draw(st.sampled_from(moves), label="revision")
             self._check(self.trial.upgrade(revision))
 
-        @precondition(lambda self: graph.downgrade_moves(self.trial.state))
+        @precondition(lambda self: walked(graph.downgrade_moves(self.trial.state)))
         @rule(data=st.data())
         @_stops_walk
         def downgrade(self, data: st.DataObject) -> None:
-            revision = data.draw(st.sampled_from(graph.downgrade_moves(self.trial.state)), label="revision")
+            moves = walked(graph.downgrade_moves(self.trial.state))
+            revision = data.draw(st.sampled_from(moves), label="revision")
             self._check(self.trial.downgrade(revision))
 
         def jumps(self) -> list[str]:
@@ -153,11 +176,13 @@ def build_machine(
             upward = target == "heads" or (target != "base" and target not in applied)
             direction = "upgrade" if upward else "downgrade"
             try:
-                graph.plan(direction, target, self.trial.state)
+                plan = graph.plan(direction, target, self.trial.state)
             except HarnessError:
                 # Alembic itself refuses this move (e.g. down to a revision that the current
                 # head only depends on): no command a person could type, so no step.
                 return
+            if len(walked(step.revision for step in plan)) < len(plan):
+                return  # it would run revisions outside the focus
             self._check(self.trial.jump(direction, target))
 
         # At base there is nothing to insert into: a seed step there would be a wasted step.
@@ -171,7 +196,8 @@ def build_machine(
                 catalog = session.per_state(
                     "catalog", state, lambda: seeding.read_catalog(conn, exclude=exclude)
                 )
-                result = seeding.seed_rows(conn, data.draw, catalog, overrides=overrides)
+                result = seeding.seed_rows(conn, data.draw, catalog, overrides=overrides,
+                                           max_rows=rows_per_seed)
                 session.coverage.seed_attempts += result.rows + result.rejected
                 session.coverage.seed_refused += result.rejected
                 return result.sequence
@@ -185,7 +211,52 @@ def build_machine(
         def teardown(self) -> None:
             self.trial.close()
 
+    MigrationWalk.start = start
     return MigrationWalk
+
+
+@dataclasses.dataclass
+class Health:
+    """How many examples Hypothesis generated, and how many it threw away, and why.
+
+    Counted before shrinking: the shrinker's own attempts overrun and fail filters by design.
+    An example is discarded when its draws overran Hypothesis's budget (``overrun``) or a
+    strategy gave up (``invalid``: a filter that rejects too much, an override's ``assume``).
+    Hypothesis's swarm testing also discards a few: it enables a random subset of the rules per
+    example, and at some states none of them can move. Those are its design, cost a few steps,
+    and no setting removes them, so they are reported but do not count against the walk.
+    """
+
+    examples: int = 0
+    overrun: int = 0
+    invalid: int = 0
+    why: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+
+    @property
+    def discarded(self) -> int:
+        return self.overrun + self.invalid
+
+    def problem(self) -> str | None:
+        """Why the walk cannot be trusted, with the setting that fixes it; None when healthy."""
+        counted = self.discarded - self.why[SWARM]
+        total = self.examples + self.discarded
+        if not total or counted <= DISCARDED_LIMIT * total:
+            return None
+        share = f"{counted} of {total} examples discarded ({counted / total:.0%})"
+        if self.overrun >= counted - self.overrun:
+            return (f"{share}: their draws overran Hypothesis's budget per example; walk "
+                    f"fewer steps per example (--steps) or seed fewer rows per step "
+                    f"(seed_rows in [tool.harness])")
+        reasons = "; ".join(f"{why} ({n})" for why, n in self.why.most_common(3) if why != SWARM)
+        return (f"{share}: a strategy gave up ({reasons}); loosen the filters or assume() "
+                f"calls of the seeding overrides")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"examples": self.examples, "overrun": self.overrun, "invalid": self.invalid,
+                "discarded": self.discarded, "why": dict(self.why), "problem": self.problem()}
+
+
+SWARM = "no rule enabled by Hypothesis's swarm testing could move"
 
 
 @dataclasses.dataclass
@@ -194,6 +265,11 @@ class WalkOutcome:
 
     seed: int
     failures: list[PropertyViolated]
+    health: Health = dataclasses.field(default_factory=Health)
+    stopped: str = "examples"
+    """``"examples"`` (the budget ran out), ``"duration"`` or ``"signal"``."""
+    start: State = frozenset()
+    """The state every example started from: base, or the state before a focus."""
 
 
 def run_walk(
@@ -207,28 +283,37 @@ def run_walk(
     database_dir: Path | None = None,
     replay_saved: bool = True,
     progress: Progress | None = None,
+    stop: Stop | None = None,
+    focus: Iterable[str] | None = None,
 ) -> WalkOutcome:
     """Walk the project's graph with Hypothesis; failures are returned, not raised.
 
-    Failures are saved in ``database_dir`` and, with ``replay_saved``, the saved ones run first
+    Failures are saved in ``database_dir`` (and in the shared database the ``examples`` setting
+    names, if any) and, with ``replay_saved``, the saved ones run first
     (a failure found at night comes back first in the morning). Repeating a walk by its seed
     turns that off: the examples saved since would run first and make it another walk.
     The explain phase is left out: it re-runs the failure under a tracer to name the lines only
     failing examples ran -- lines of Alembic and psycopg here, slowly, and of no use to anyone.
     Hypothesis prints nothing (its ``ci`` profile, loaded under ``CI=true``, is overridden
     here field by field); everything it would say comes back in the failures.
+
+    ``focus`` limits the walk to the revisions a change adds (see :func:`build_machine`).
+    ``stop`` ends the walk after the current example once it asks to (its duration is spent, a
+    signal came); without one, the profile's duration, if any, applies. The failures found by
+    then are shrunk as far as the shrinking budget allows and returned like any others.
     """
     if profile not in PROFILES:
         raise HarnessError(f"unknown profile {profile!r}", hint=f"one of {', '.join(PROFILES)}")
     budget = PROFILES[profile]
+    stop = stop or Stop(budget.duration)
     clock = WorkClock()
-    machine = build_machine(session, overrides, progress, clock)
+    machine = build_machine(session, overrides, progress, clock, focus)
     run_settings = settings(
         max_examples=budget.max_examples if max_examples is None else max_examples,
         stateful_step_count=budget.steps if steps is None else steps,
         deadline=None,
         derandomize=False,
-        database=DirectoryBasedExampleDatabase(str(database_dir)) if database_dir else None,
+        database=example_database(database_dir, session.settings.examples),
         suppress_health_check=list(HealthCheck),
         verbosity=Verbosity.quiet,
         # Looking on for other defects after the first runs for ten seconds of wall clock in
@@ -237,18 +322,69 @@ def run_walk(
         phases=[p for p in Phase if p is not Phase.explain and (replay_saved or p is not Phase.reuse)],
         print_blob=True,
     )
+    health = Health()
+    failures: list[PropertyViolated] = []
     try:
         home = database_dir.parent / "hypothesis" if database_dir else None
-        with _shrinking_bounded_by(clock, budget.shrink_examples), _hypothesis_home(home):
+        with _shrinking_bounded_by(clock, budget.shrink_examples), _hypothesis_home(home), \
+                _watch_engine(stop, health):
             run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
     except WalkStopped as stopped:
         raise stopped.error from None
     except PropertyViolated as failure:
-        return WalkOutcome(seed_value, [failure])
+        failures = [failure]
+    except Unsatisfiable:
+        pass  # nothing valid was generated before the stop, or at all: the health says which
     finally:
         if progress is not None:
             progress.done()
-    return WalkOutcome(seed_value, [])
+    return WalkOutcome(seed_value, failures, health, stop.reason or "examples", machine.start)
+
+
+@contextlib.contextmanager
+def _watch_engine(stop: Stop, health: Health) -> Iterator[None]:
+    """Count each test case Hypothesis's engine runs, and end the run when ``stop`` asks.
+
+    Hypothesis has no public way to end a run early and keep what it found: its engine ends a
+    run by ``exit_with()`` after a test case, and then reports the failures found so far,
+    shrunk as far as they got. Its counters changed names across versions.
+    """
+    from hypothesis.internal.conjecture import engine
+    from hypothesis.internal.conjecture.data import Status
+
+    runner_class = engine.ConjectureRunner
+    original = runner_class.test_function
+
+    def test_function(runner: Any, data: Any) -> None:
+        try:
+            original(runner, data)
+        finally:
+            if runner.finish_shrinking_deadline is None:
+                _count(health, data, Status)
+        if stop.requested():
+            runner.exit_with(engine.ExitReason.finished)
+
+    runner_class.test_function = test_function
+    try:
+        yield
+    finally:
+        runner_class.test_function = original
+
+
+def _count(health: Health, data: Any, status: Any) -> None:
+    if data.status is status.OVERRUN:
+        health.overrun += 1
+    elif data.status is status.INVALID:
+        health.invalid += 1
+        health.why[_why_invalid(str(data.events.get("gave up because", "")))] += 1
+    elif data.status in (status.VALID, status.INTERESTING):
+        health.examples += 1
+
+
+def _why_invalid(reason: str) -> str:
+    if "sampled_from([Rule(" in reason:
+        return SWARM
+    return reason.splitlines()[0][:160] if reason else "a strategy or assume() rejected it"
 
 
 @contextlib.contextmanager

@@ -59,6 +59,7 @@ class Project:
             version_table=self.version_table,
             transaction_per_migration=settings.transaction_per_migration,
             strict_env=True,
+            step_timeout_s=settings.step_timeout_s,
         )
 
     def read_state(self, conn) -> State:

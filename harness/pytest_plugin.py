@@ -10,6 +10,8 @@ command line):
 
 * ``--harness-profile dev|ci|nightly`` (``HARNESS_PROFILE``, default ``ci``): the walk budget.
 * ``--harness-seed N`` (``--hypothesis-seed`` is honoured too): repeat a walk.
+* ``--harness-duration 90m`` (``HARNESS_DURATION``): stop each walk after the example running
+  when this is spent (the nightly profile has a duration of its own).
 * ``--harness-database-url URL`` (``HARNESS_DATABASE_URL``): an existing server.
 * ``--harness-pg-versions 15,18`` (``HARNESS_PG_VERSIONS``): every test once per PostgreSQL
   major, each on an embedded server of that version.
@@ -50,6 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--harness-profile", default=os.environ.get("HARNESS_PROFILE", "ci"),
                     metavar="dev|ci|nightly", help="walk budget")
     group.addoption("--harness-seed", type=int, default=None, help="seed of the walk to repeat")
+    group.addoption("--harness-duration", default=os.environ.get("HARNESS_DURATION"), metavar="90m",
+                    help="stop each walk after the example running when this is spent")
     group.addoption("--harness-database-url", default=None,
                     help="an existing server; only scratch databases are created there")
     group.addoption("--harness-pg-versions", default=os.environ.get("HARNESS_PG_VERSIONS", ""),
@@ -151,7 +155,8 @@ def walk_test(alembic_ini: str | os.PathLike[str], **options: Any) -> Callable[.
         base = pytestconfig.getoption("harness_seed")
         if base is None and pytestconfig.getoption("hypothesis_seed", None) is not None:
             base = int(pytestconfig.getoption("hypothesis_seed"))
-        settings = _settings(alembic_ini, options)
+        duration = pytestconfig.getoption("harness_duration")
+        settings = _settings(alembic_ini, {"duration": duration, **options})
         _report(_run(lambda: commands.walk(
             settings, profile=pytestconfig.getoption("harness_profile"),
             seed=None if base is None else base + harness_walker,
@@ -202,7 +207,8 @@ def _run(action: Callable[[], Any]) -> Any:
 
 
 def _report(result, request: pytest.FixtureRequest) -> None:
-    """Record what the run did (terminal summary, junit XML); fail with the readable evidence."""
+    """Record what the run did (terminal summary, junit XML); fail with the readable evidence;
+    a walk stopped by a signal then ends the session, as Ctrl-C does."""
     from .faces import from_run
     from .faces.summary import run_lines
 
@@ -212,7 +218,12 @@ def _report(result, request: pytest.FixtureRequest) -> None:
     if os.environ.get("GITHUB_ACTIONS") == "true":
         found = [dataclasses.asdict(f) for f in from_run(result)]
         properties += [("harness_findings", json.dumps(found)), ("harness_markdown", result.to_markdown())]
-    if result.ok:
-        return
     text = [failure.render() for failure in result.failures]
-    pytest.fail("\n\n".join(text + ["\n".join(lines)]), pytrace=False)
+    text += [f"not reached: {rev}: {why}" for rev, why in result.not_reached.items()]
+    if not result.ok:
+        pytest.fail("\n\n".join(text + ["\n".join(lines)]), pytrace=False)
+    if result.problem:
+        pytest.fail(f"harness: {result.problem}", pytrace=False)
+    if result.stop_signal:
+        pytest.exit(f"harness: walk stopped by {result.to_json()['signal']}",
+                    returncode=128 + result.stop_signal)

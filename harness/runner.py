@@ -35,7 +35,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from . import builtin_env
-from .errors import HarnessError
+from .deadline import StepHang, step_deadline
+from .errors import HarnessError, Terminated
 from .graph import Op, RevisionGraph, Step, source_location
 
 if TYPE_CHECKING:
@@ -122,6 +123,7 @@ class Runner:
         version_table: tuple[str, str] = ("public", "alembic_version"),
         transaction_per_migration: bool = False,
         strict_env: bool = False,
+        step_timeout_s: float | None = None,
     ) -> None:
         self.config = config
         self.graph = graph
@@ -135,6 +137,7 @@ class Runner:
         self.strict_env = strict_env
         self.context_options: dict = {}
         """What env.py passed to ``context.configure()`` in the last run (target_metadata...)."""
+        self.step_timeout_s = step_timeout_s
         # Migrations get the connection style their own stack gives them: on SQLAlchemy 1.4 a
         # legacy one (string execute(), engine.execute(), autocommit) unless the project opts
         # in to `future`; 2.x has only the one style and refuses future=False.
@@ -148,6 +151,7 @@ class Runner:
                 hint=f'install it, or set driver = "{default_driver()}" in [tool.harness]',
             ) from exc
         self._conn: Connection | None = None
+        self._backend_pid: int | None = None
 
     def __enter__(self) -> Runner:
         return self
@@ -239,6 +243,7 @@ class Runner:
             conn.exec_driver_sql("RESET ALL")
             conn.exec_driver_sql("DISCARD TEMP")
             conn.exec_driver_sql(f"SET statement_timeout = {self.statement_timeout_ms}")
+            self._backend_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
         return conn
 
     def _execute(
@@ -250,16 +255,21 @@ class Runner:
         tracker = _Tracker(self.graph, plan, self._check_context)
         conn = self._fresh_session()
         started = time.perf_counter()
-        error: Exception | None = None
+        error: BaseException | None = None
         try:
-            with self._environment(conn):
-                with EnvironmentContext(
-                    self.config, self.graph.script, fn=tracker, destination_rev=destination
-                ) as environment:
-                    self._run_env(environment, conn)
-            if conn.in_transaction():  # env.py ran migrations without begin_transaction()
-                conn.get_transaction().commit()  # a legacy 1.4 connection has no commit()
-        except Exception as exc:
+            with step_deadline(self.step_timeout_s):
+                with self._environment(conn):
+                    with EnvironmentContext(
+                        self.config, self.graph.script, fn=tracker, destination_rev=destination
+                    ) as environment:
+                        self._run_env(environment, conn)
+                if conn.in_transaction():  # env.py ran migrations without begin_transaction()
+                    conn.get_transaction().commit()  # a legacy 1.4 connection has no commit()
+        except Terminated:
+            self._discard_connection()
+            raise
+        # sys.exit() in a migration is that migration failing, not the harness being told to end
+        except (Exception, SystemExit, StepHang) as exc:
             error = exc
         except BaseException:
             self._discard_connection()
@@ -269,6 +279,8 @@ class Runner:
             # A new session is cheaper to trust than one that failed mid-way (aborted
             # transaction, isolation level left by an autocommit block, a killed backend).
             self._discard_connection()
+        if isinstance(error, StepHang) and self._backend_pid is not None:
+            self._terminate(self._backend_pid)
         if tracker.harness_error is not None:
             raise tracker.harness_error
         if self.strict_env and not tracker.called:
@@ -329,7 +341,7 @@ class Runner:
                 hint=f'set version_table = "{name}" in [tool.harness]',
             )
 
-    def _env_error(self, error: Exception | None) -> HarnessError:
+    def _env_error(self, error: BaseException | None) -> HarnessError:
         """The env.py failure that stops the whole run, with the setting that would avoid it."""
         if error is None:
             return HarnessError(_NO_RUN.format(env_py=self._env_py()), hint=_BUILTIN_HINT)
@@ -341,7 +353,7 @@ class Runner:
             hint=self._env_hint(error),
         )
 
-    def _env_hint(self, error: Exception) -> str:
+    def _env_hint(self, error: BaseException) -> str:
         """Which setting makes an env.py that failed before any migration work, by the error."""
         text = str(error)
         if isinstance(error, KeyError) and _raised_in(error, "os"):
@@ -389,6 +401,11 @@ class Runner:
                 self._conn.close()
             self._conn = None
 
+    def _terminate(self, pid: int) -> None:
+        """End the backend of a step cut off mid-statement, so that its locks go with it."""
+        with contextlib.suppress(Exception), self._engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+
     def _heads_after(self) -> frozenset[str] | None:
         try:
             conn = self._connection()
@@ -405,7 +422,7 @@ class Runner:
             return frozenset()
         return frozenset(conn.exec_driver_sql(f"SELECT version_num FROM {name}").scalars())
 
-    def _failure(self, error: Exception, tracker: _Tracker, common: dict) -> StepOutcome:
+    def _failure(self, error: BaseException, tracker: _Tracker, common: dict) -> StepOutcome:
         location = source_location(error, self.graph.script.dir)
         where = f" ({location})" if location else ""
         step = tracker.current
@@ -417,7 +434,7 @@ class Runner:
             error=f"{message}: {summary}",
             detail=detail,
             location=location,
-            timed_out=_sqlstate(error) == QUERY_CANCELED,
+            timed_out=isinstance(error, StepHang) or _sqlstate(error) == QUERY_CANCELED,
             **common,
         )
 

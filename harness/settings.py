@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from pathlib import Path
 from types import UnionType
@@ -20,6 +21,11 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on the old-stack tox environment
     import tomli as tomllib
+
+STEP_TIMEOUT_FACTOR = 5
+"""The default step limit in statement timeouts: a step runs several statements, each bounded."""
+_DURATIONS = {"step_timeout", "duration"}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 ServerKind = Literal["embedded", "url", "container"]
 ProfileName = Literal["dev", "ci", "nightly"]
@@ -62,6 +68,20 @@ class Settings:
     """SQLAlchemy driver for the migrations (psycopg, psycopg2, asyncpg); default from the URL."""
     statement_timeout_ms: int = 60_000
     """A migration statement running longer than this is reported as a hang."""
+    step_timeout: float | None = None
+    """Seconds (or ``"10m"``) one step may take, whatever it is stuck in (Python code, a call to
+    a service): past it the step is a hang. A safety net far above any normal step; None: five
+    times ``statement_timeout_ms``."""
+    seed_rows: int = 4
+    """Rows the walk draws per seed step. Every draw of an example shares one budget of
+    Hypothesis (8 KiB of choices): at about 4 rows a step, a nightly example of 60 steps stays
+    well inside it. Fewer when the walk's health reports overruns."""
+    examples: str | None = None
+    """A shared example database for walks on several machines (``redis://host:6379/0``),
+    besides the directory ``.harness/examples`` beside alembic.ini."""
+    duration: float | None = None
+    """Seconds (or ``"90m"``) a walk may run: it then stops after the current example and
+    reports. None: the profile's own (the nightly profile has one)."""
     version_table: str | None = None
     """``schema.table`` of Alembic's version table when env.py configures another one."""
 
@@ -87,6 +107,13 @@ class Settings:
     heads: int | None = None
     """The most heads the history may have (``1``: every branch merged); None: no limit."""
 
+    @property
+    def step_timeout_s(self) -> float:
+        """The wall-clock limit of one step, in seconds."""
+        if self.step_timeout is not None:
+            return self.step_timeout
+        return STEP_TIMEOUT_FACTOR * self.statement_timeout_ms / 1000
+
     def with_options(self, **options: Any) -> Settings:
         """A copy with the options that are not None applied, validated like file settings."""
         given = {k: v for k, v in options.items() if v is not None}
@@ -107,12 +134,16 @@ class Profile:
     step), so its own bound (500 successful shrinks or 300 s) would cost minutes per failure."""
     replays: int
     """Replays that may cut the shrunk failure's steps and rows further (:mod:`harness.minimize`)."""
+    duration: float | None = None
+    """Seconds after which the walk ends, after the example running then: the nightly one
+    leaves room for shrinking and the report inside a CI job's six hours."""
 
 
 PROFILES: dict[str, Profile] = {
     "dev": Profile(max_examples=10, steps=12, shrink_examples=15, replays=8),
     "ci": Profile(max_examples=30, steps=20, shrink_examples=30, replays=16),
-    "nightly": Profile(max_examples=100_000, steps=60, shrink_examples=500, replays=60),
+    "nightly": Profile(max_examples=100_000, steps=60, shrink_examples=500, replays=60,
+                       duration=4 * 3600),
 }
 """Budgets by use: a quick look at a desk, minutes in CI, hours at night. Here, not beside the
 machine, so that ``harness --help`` lists them without loading Hypothesis."""
@@ -174,6 +205,8 @@ def _build(base: Settings, values: Mapping[str, Any], *, source: str) -> Setting
 
 def _convert(name: str, value: Any, hint: Any, source: str) -> Any:
     """Check ``value`` against the field's type, converting the few lossless cases."""
+    if name in _DURATIONS and value is not None:
+        return parse_duration(value, f"setting {name} in {source}")
     union = get_origin(hint) in (Union, UnionType)
     options = [a for a in get_args(hint) if a is not type(None)] if union else [hint]
     if value is None and union and type(None) in get_args(hint):
@@ -196,6 +229,22 @@ def _convert(name: str, value: Any, hint: Any, source: str) -> Any:
             return value
     expected = " or ".join(_describe(o) for o in options)
     raise HarnessError(f"setting {name} in {source} must be {expected}, not {value!r}")
+
+
+def parse_duration(value: Any, what: str = "a duration") -> float:
+    """Seconds from a number of seconds or a text like ``"90m"``, ``"1h30m"``, ``"45s"``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text)
+        if not parts or re.sub(r"[\d.\s]+[smhd]?", "", text):
+            raise HarnessError(f"{what} must be seconds or a duration like 90m, 1h30m, 45s, "
+                               f"not {value!r}")
+        seconds = sum(float(n) * _UNITS[unit or "s"] for n, unit in parts)
+    if seconds <= 0:
+        raise HarnessError(f"{what} must be positive, not {value!r}")
+    return seconds
 
 
 def _describe(option: Any) -> str:

@@ -199,6 +199,15 @@ PLAIN_MUTANTS = [
           'op.drop_index("ix_t_missing", "t")'),
     plain("migration-hangs", "migration_error", "statement timeout",
           'op.execute("SELECT pg_sleep(5)")', settings={"statement_timeout_ms": 300}),
+    # Stuck in Python, not in SQL: a retry loop that swallows every Exception, around a sleep.
+    plain("migration-hangs-in-python", "migration_error", "step_timeout",
+          "import time\nwhile True:\n    try:\n        time.sleep(0.2)\n"
+          "        raise ConnectionError('the service never answers')\n"
+          "    except Exception:\n        pass",
+          runs=("sweep", "walk"), settings={"step_timeout": 1}),
+    plain("migration-calls-sys-exit", "migration_error", "SystemExit",
+          'op.add_column("t", sa.Column("flag", sa.Boolean))\nimport sys\nsys.exit(3)',
+          runs=("sweep", "walk")),
     # Data-dependent: only rows make these fail, so only the walk, which seeds rows, sees them.
     plain("rows-deleted-by-a-grants-revision", "data", "public.t",
           f'{_CREATE_APP}\nop.execute("GRANT SELECT ON t TO {APP}")\n'

@@ -81,7 +81,7 @@ def test_mutant_is_caught(mutant: Mutant, run: str, tmp_path, pg_server, app_rol
         f"{run} missed {mutant.id}: expected [{mutant.property}] at {mutant.blamed} naming "
         f"{names!r}; reported:\n" + "\n".join(v.headline() for v in violations)
     )
-    if mutant.settings.get("statement_timeout_ms"):
+    if {"statement_timeout_ms", "step_timeout"} & set(mutant.settings):
         assert all(v.evidence["timed_out"] for v in found)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -222,19 +223,55 @@ def test_error_at_commit_belongs_to_the_step(make_runner, pg_conn):
     assert tables(pg_conn) == set()
 
 
+HANGS = {
+    # in SQL: cut off by statement_timeout, also in an env.py that builds its own engine
+    "in-sql": ('op.execute("SELECT pg_sleep(10)")', {"statement_timeout_ms": 300}, "statement timeout"),
+    # in Python, holding a transaction and its lock open: cut off by the step's wall-clock limit
+    "in-python": ('op.execute("LOCK TABLE t_a")\nimport time\ntime.sleep(60)', {"step_timeout_s": 0.5},
+                  "step_timeout"),
+}
+
+
+@pytest.mark.parametrize("hang", list(HANGS))
 @pytest.mark.parametrize("env", ["cookbook", "generic", "env_var"])
-def test_hanging_migration_times_out(make_runner, pg_conn, env):
-    graph, runner = make_runner(
-        [Rev("a"), Rev("b", down="a", upgrade='op.execute("SELECT pg_sleep(10)")')],
-        env=env, statement_timeout_ms=300, env_var=ENV_VAR_NAME)
+def test_hanging_migration_is_cut_off_and_the_runner_goes_on(make_runner, pg_conn, env, hang):
+    body, options, named = HANGS[hang]
+    graph, runner = make_runner([Rev("a"), Rev("b", down="a", upgrade=body)],
+                                env=env, env_var=ENV_VAR_NAME, **options)
     assert runner.run(up("a")).ok
     started = time.monotonic()
     outcome = runner.run(up("b"))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10
     assert not outcome.ok and outcome.timed_out and outcome.revision == "b"
-    assert "statement timeout" in outcome.error
+    assert named in outcome.error
+    assert outcome.location is not None and "/versions/b_.py:" in outcome.location
     assert outcome.heads == S("a")
     assert "PGOPTIONS" not in os.environ or "statement_timeout" not in os.environ["PGOPTIONS"]
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+    assert runner.run(down("a")).ok and tables(pg_conn) == set()
+
+
+def test_a_timer_armed_by_someone_else_survives_a_step(make_runner):
+    graph, runner = make_runner(chain("a"), step_timeout_s=30)
+    fired = []
+    signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 2)
+        assert runner.run(up("a")).ok
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0 < left < 2
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
+def test_sys_exit_in_a_migration_is_that_migration_failing(make_runner, pg_conn):
+    graph, runner = make_runner([Rev("a"), Rev("b", down="a", upgrade="import sys\nsys.exit(3)")])
+    assert runner.run(up("a")).ok
+    outcome = runner.run(up("b"))
+    assert not outcome.ok and not outcome.timed_out and outcome.revision == "b"
+    assert "SystemExit: 3" in outcome.error
+    assert runner.run(down("a")).ok and tables(pg_conn) == set()
 
 
 CONCURRENTLY = [Rev("a"), Rev("b", down="a", upgrade="""

@@ -43,6 +43,17 @@ def test_wrong_types_are_named(tmp_path: Path) -> None:
         load_settings(ini)
 
 
+def test_durations_take_seconds_or_units(tmp_path: Path) -> None:
+    ini = _project(tmp_path, 'duration = "1h30m"\nstep_timeout = 45\n')
+    settings = load_settings(ini)
+    assert (settings.duration, settings.step_timeout_s) == (5400, 45)
+    assert load_settings(ini, duration="2.5s").duration == 2.5
+    assert Settings(statement_timeout_ms=2000).step_timeout_s == 10  # five statement timeouts
+    for bad in ("soon", "-5m", "0", "10x"):
+        with pytest.raises(HarnessError, match="setting duration in options must be"):
+            load_settings(ini, duration=bad)
+
+
 def test_missing_alembic_ini_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no alembic.ini at"):
         load_settings(tmp_path / "alembic.ini")

@@ -1,7 +1,8 @@
 """Property ``migration_error``: every step the graph allows succeeds on data the schema admits.
 
-A step that raises, or hangs past the statement timeout, is a violation reported with the step,
-the error and the rows that were present: most such failures appear only once data is there (a
+A step that raises (``sys.exit()`` included), or hangs past the statement timeout or the step's
+wall-clock limit, is a violation reported with the step, the error and the rows that were
+present: most such failures appear only once data is there (a
 NOT NULL column without a default, a unique index over duplicates, a narrowing type change).
 """
 
@@ -28,7 +29,7 @@ def check_outcome(
         if present
         else "with no rows in any table"
     )
-    what = "hangs (statement timeout)" if outcome.timed_out else "fails"
+    what = "hangs" if outcome.timed_out else "fails"
     return [
         Violation(
             property="migration_error",

@@ -13,6 +13,7 @@ import signal
 import threading
 from typing import Iterator
 
+from ..errors import Terminated
 from ..settings import Settings
 from .base import Database, Server, redact
 from .binaries import find_binaries
@@ -66,7 +67,7 @@ def _sigterm_as_exit() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
+        raise Terminated(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
     try:
