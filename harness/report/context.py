@@ -14,8 +14,9 @@ from pathlib import Path
 
 import psycopg
 
-from ..graph import BASE, RevisionGraph, State, Step
+from ..graph import BASE, RevisionGraph, State
 from ..invariants import isolation
+from ..references import StateChain
 from ..server import Database
 from ..session import Session
 from ..seeding.filling import Filled, fill
@@ -54,7 +55,13 @@ class Context:
         self.references = session.references
         self.graph: RevisionGraph = session.project.graph
         self.ini = _shown_path(Path(self.settings.alembic_ini))
-        self._seeded: dict[State, tuple[Database, Filled]] = {}
+        self._seeded: StateChain[tuple[Database, Filled]] = StateChain(
+            self.server, self.project,
+            start=lambda: self._filled(self.references.template(BASE)),
+            advanced=lambda state, database: (database, self._top_up(database)),
+            failed=lambda state, step, outcome: self._filled(self.references.template(state)),
+            database=lambda kept: kept[0].name,
+        )
 
     @functools.cached_property
     def runs(self) -> dict[str, RevisionRun]:
@@ -68,35 +75,16 @@ class Context:
 
     def seeded(self, state: State) -> tuple[Database, Filled]:
         """A database at ``state`` holding seeded rows, and its row counts: clone it, never
-        change it (raises :class:`Unreachable` like the references).
+        change it (raises :class:`~harness.references.Unreachable` like the references).
 
-        Built once per state along the canonical path: the previous state's seeded database,
-        cloned, upgraded by one revision, then topped up for the tables that revision created.
-        So each table is filled once, and the rows a revision meets have lived through the
-        revisions before it, as in production. Where that upgrade fails, the state's reference
-        is filled instead, so that one failing revision does not take the next ones' evidence.
+        Built once per state along the canonical path (a :class:`StateChain`): the previous
+        state's seeded database, cloned, upgraded by one revision, then topped up for the
+        tables that revision created. So each table is filled once, and the rows a revision
+        meets have lived through the revisions before it, as in production. Where that upgrade
+        fails, the state's reference is filled instead, so that one failing revision does not
+        take the next ones' evidence.
         """
-        current = BASE
-        if current not in self._seeded:
-            self._seeded[current] = self._filled(self.references.template(current))
-        for step in self.graph.canonical_path(state):
-            following = self.graph.after_upgrade(current, step.revision)
-            if following not in self._seeded:
-                self._seeded[following] = self._advance(current, following, step)
-            current = following
-        return self._seeded[state]
-
-    def _advance(self, current: State, following: State, step: Step) -> tuple[Database, Filled]:
-        database = self.server.create_database(template=self._seeded[current][0].name)
-        runner = self.project.runner(database)
-        try:
-            outcome = runner.run([step])
-        finally:
-            runner.close()
-        if not outcome.ok:
-            self.server.drop_database(database.name)
-            return self._filled(self.references.template(following))
-        return database, self._top_up(database)
+        return self._seeded.get(state)
 
     def _filled(self, template: str) -> tuple[Database, Filled]:
         database = self.server.create_database(template=template)
@@ -110,7 +98,7 @@ class Context:
         """Tables the seeded databases hold fewer rows in than asked, and why, for the reader:
         figures measured on an empty table say little."""
         found: dict[str, str] = {}
-        for _, filled in self._seeded.values():
+        for _, filled in self._seeded.kept.values():
             found.update(filled.unseedable)
             for table, rows in filled.rows.items():
                 if rows < self.options.rows_per_table and table not in found:
@@ -119,9 +107,9 @@ class Context:
 
     def close(self) -> None:
         """Drop the seeded databases."""
-        for database, _ in self._seeded.values():
+        for database, _ in self._seeded.kept.values():
             self.server.drop_database(database.name)
-        self._seeded.clear()
+        self._seeded.kept.clear()
 
     def fill(self, conn: psycopg.Connection) -> Filled:
         return fill(conn, self.options.rows_per_table, seed=self.options.seed,

@@ -4,9 +4,11 @@ report).
 
 One module per job: :mod:`.hints` (constraint text -> :class:`Hints`), :mod:`.catalog` (the live
 catalog), :mod:`.insert` (one INSERT in its own savepoint, the parent-key pool),
-:mod:`.overrides`, :mod:`.strategies` (Hypothesis value strategies), :mod:`.rows`
-(:func:`seed_rows`) and :mod:`.filling` (the report's filler). Importing this package does not
-import Hypothesis: the names that need it are loaded on first use.
+:mod:`.expressions`, :mod:`.checks` and :mod:`.repair` (CHECKs parsed, judged on a drawn row,
+and the row repaired against them), :mod:`.overrides`, :mod:`.strategies` (Hypothesis value
+strategies), :mod:`.rows` (:func:`seed_rows`) and :mod:`.filling` (the report's filler).
+Importing this package does not import Hypothesis: the names that need it are loaded on first
+use.
 """
 
 from __future__ import annotations
