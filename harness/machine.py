@@ -30,7 +30,7 @@ from . import seeding
 from .errors import HarnessError
 from .progress import Progress
 from .session import Session
-from .settings import PROFILES
+from .settings import PROFILES, harness_path
 from .trial import LoggedStep, Trial
 from .violations import Violation
 
@@ -216,7 +216,8 @@ def run_walk(
         print_blob=True,
     )
     try:
-        home = database_dir.parent / "hypothesis" if database_dir else None
+        ini = session.settings.alembic_ini
+        home = harness_path(ini, "hypothesis") if ini else None
         with _shrink_budget(budget.shrink_seconds), _hypothesis_home(home):
             run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
     except WalkStopped as stopped:
@@ -253,7 +254,8 @@ def _hypothesis_home(directory: Path | None) -> Iterator[None]:
     from hypothesis import configuration
 
     attribute = "__hypothesis_home_directory"
-    if directory is None or os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY") or not hasattr(configuration, attribute):
+    chosen = os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY")
+    if directory is None or chosen or not hasattr(configuration, attribute):
         yield
         return
     previous = getattr(configuration, attribute)
