@@ -38,7 +38,7 @@ from .example_db import example_database
 from .graph import State
 from .progress import Progress
 from .session import Session
-from .settings import PROFILES
+from .settings import PROFILES, harness_path
 from .stopping import Stop
 from .trial import LoggedStep, Trial
 from .violations import Violation
@@ -325,7 +325,8 @@ def run_walk(
     health = Health()
     failures: list[PropertyViolated] = []
     try:
-        home = database_dir.parent / "hypothesis" if database_dir else None
+        ini = session.settings.alembic_ini
+        home = harness_path(ini, "hypothesis") if ini else None
         with _shrinking_bounded_by(clock, budget.shrink_examples), _hypothesis_home(home), \
                 _watch_engine(stop, health):
             run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
@@ -396,7 +397,8 @@ def _hypothesis_home(directory: Path | None) -> Iterator[None]:
     from hypothesis import configuration
 
     attribute = "__hypothesis_home_directory"
-    if directory is None or os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY") or not hasattr(configuration, attribute):
+    chosen = os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY")
+    if directory is None or chosen or not hasattr(configuration, attribute):
         yield
         return
     previous = getattr(configuration, attribute)

@@ -154,7 +154,9 @@ HARNESS_DIR = ".harness"
 ``failures/``, the failure files ``harness replay`` reads."""
 
 
-def harness_path(alembic_ini: str | os.PathLike[str], part: Literal["examples", "failures"]) -> Path:
+def harness_path(
+    alembic_ini: str | os.PathLike[str], part: Literal["examples", "failures", "hypothesis"]
+) -> Path:
     """Where the harness keeps ``part`` for the project of ``alembic_ini``."""
     return Path(alembic_ini).parent / HARNESS_DIR / part
 

@@ -90,7 +90,7 @@ def test_output_forms(pg_server, tmp_path):
     data = json.loads(json.dumps(report.to_json()))
     assert data["ok"] is report.ok is True
     assert [s["key"] for s in data["sections"]] == SECTIONS
-    assert report.summary_line().startswith("harness report: ok: 9 verified, 0 violated, 1 not applicable")
+    assert report.summary_line().startswith("harness report: ok: 10 verified, 0 violated, 1 not applicable")
     # A table no row fits is named in the header rather than measured silently empty.
     assert report.project["seeding_shortfalls"] == {"public.refused": "0 rows: the database refused the others"}
     assert "**Seeded below the requested size**: `public.refused`" in document
@@ -354,7 +354,7 @@ def test_a_failing_revision_is_named_by_every_check_that_needed_it(pg_server, tm
         "schema": VIOLATED, "rollback": VIOLATED, "reversibility": VIOLATED,
         "destructive_operations": VIOLATED, "credentials": VERIFIED, "dependency_graph": VERIFIED,
         "lock_safety": VIOLATED, "statement_time": VIOLATED, "backup_restore": NOT_APPLICABLE,
-        "tenant_isolation": NOT_APPLICABLE,
+        "tenant_isolation": NOT_APPLICABLE, "cluster_changes": VIOLATED,
     }
     for s in report.sections:
         if s.status != VERIFIED:

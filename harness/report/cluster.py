@@ -10,7 +10,8 @@ A cluster is shared state: a role that exists already makes a second ``CREATE RO
 ``IF NOT EXISTS`` do nothing, so the only run that shows what each revision changes is the first
 one. The history is therefore applied on a cluster of its own, started for this check: every
 revision upgraded once in order from base, then downgraded once in reverse, the cluster's
-catalogs read after each step. The check informs; it is verified unless it cannot run.
+catalogs read after each step. The check informs: it is verified when every step ran, violated
+when one failed (nothing is known past it), not applicable when no cluster could be started.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..graph import Step
 from ..server import open_server
 from ..settings import Settings
 from .context import Context
-from .model import NOT_APPLICABLE, VERIFIED, Section
+from .model import NOT_APPLICABLE, VERIFIED, VIOLATED, Section
 
 _QUERIES = {
     "role": "SELECT rolname, concat_ws(' ', CASE WHEN rolsuper THEN 'SUPERUSER' END,"
@@ -55,13 +56,16 @@ def check(ctx: Context) -> Section:
         summary = "; ".join(f"{key}: {', '.join(lines)}" for key, lines in found.items())
     else:
         summary = "no migration creates, alters or drops roles, databases, tablespaces or server settings"
+    status = VERIFIED
     if unfinished:
-        summary += f" (observed up to the step that failed: {unfinished}; see Rollback testing)"
+        status = VIOLATED
+        summary = f"no evidence past the step that failed: {unfinished}" + (
+            f"; before it: {summary}" if found else "")
     body = "\n".join(["| revision | step | cluster-wide changes |", "|---|---|---|"] + [
         f"| {key.split(' ')[1]} | {key.split(' ')[0]} | {'; '.join(lines)} |" for key, lines in found.items()
     ]) if found else ""
     evidence = {"changes": found, "unfinished": unfinished}
-    return Section("cluster_changes", "Cluster-wide changes", VERIFIED, summary, body, evidence,
+    return Section("cluster_changes", "Cluster-wide changes", status, summary, body, evidence,
                    (ctx.harness("report"),))
 
 
@@ -84,7 +88,7 @@ def observe(ctx: Context) -> tuple[dict[str, list[str]], str | None]:
                     changes[f"{step.op} {step.revision}"] = _diff(before, after)
                     before = after
                     if not outcome.ok:
-                        return changes, step.as_command()
+                        return changes, f"`{step.as_command()}`: {outcome.error}"
         finally:
             runner.close()
     return changes, None
