@@ -9,7 +9,7 @@ next ``nextval`` returns with the column's largest value in the rows captured af
 
 Rows inserted with explicit keys (the walk seeds rows that way, as data imports do) leave a
 sequence behind too, without any migration to blame; so a step is charged only when it
-created the sequence behind existing rows or moved it back.
+created (or re-created) the sequence behind existing rows or moved it back.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .data import RowsSnapshot, TableName
 # Sequences owned by a column: 'a' for serial (OWNED BY), 'i' for identity. The next value is
 # what nextval() returns: last_value + increment once called, else the start value.
 _OWNED = """
-SELECT cn.nspname, c.relname, a.attname, quote_ident(sn.nspname) || '.' || quote_ident(sc.relname),
+SELECT cn.nspname, c.relname, a.attname, s.seqrelid, quote_ident(sn.nspname) || '.' || quote_ident(sc.relname),
        s.seqincrement,
        CASE WHEN ps.last_value IS NULL THEN s.seqstart
             ELSE ps.last_value + s.seqincrement END,
@@ -49,6 +49,8 @@ ColumnName = tuple[str, str, str]
 class Sequence:
     """The sequence a column owns, and the value its next ``nextval`` returns."""
 
+    oid: int
+    """A new oid is a new sequence: the step created it, or dropped and re-created it."""
     name: str
     increment: int
     next_value: int
@@ -58,8 +60,9 @@ class Sequence:
 def read_sequences(conn: psycopg.Connection) -> dict[ColumnName, Sequence]:
     """Every column-owned sequence, keyed by (schema, table, column), in one query."""
     return {
-        (schema, table, column): Sequence(name, increment, next_value, identity)
-        for schema, table, column, name, increment, next_value, identity in conn.execute(_OWNED)
+        (schema, table, column): Sequence(oid, name, increment, next_value, identity)
+        for schema, table, column, oid, name, increment, next_value, identity
+        in conn.execute(_OWNED)
     }
 
 
@@ -74,8 +77,8 @@ def check_sequences(
     violations = []
     for key, sequence in sorted(after.items()):
         previous = before.get(key)
-        if sequence.increment <= 0 or (previous is not None
-                                       and sequence.next_value >= previous.next_value):
+        kept = previous is not None and previous.oid == sequence.oid
+        if sequence.increment <= 0 or (kept and sequence.next_value >= previous.next_value):
             continue
         largest = _largest(rows, key[:2], key[2])
         if largest is not None and sequence.next_value <= largest:
