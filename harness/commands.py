@@ -112,7 +112,7 @@ def walk(
         )
         failures = []
         for found in outcome.failures:
-            cut = minimize(session, Cut(found.violations, frozenset(), found.steps), PROFILES[profile].replays)
+            cut = minimize(session, Cut(found.violations, frozenset(), found.steps, found.path), PROFILES[profile].replays)
             failures += defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
         return _result("walk", session, started, failures, seed=seed)
 

@@ -33,6 +33,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_s
 from . import seeding
 from .errors import HarnessError
 from .progress import Progress
+from .graph import State
 from .session import Session
 from .settings import PROFILES
 from .trial import LoggedStep, Trial
@@ -45,10 +46,13 @@ class PropertyViolated(AssertionError):
 
     violations: tuple[Violation, ...]
     steps: tuple[LoggedStep, ...]
+    path: tuple[State, ...]
+    """The state each step was taken from."""
 
-    def __init__(self, violations: list[Violation], steps: list[LoggedStep]) -> None:
+    def __init__(self, violations: list[Violation], steps: list[LoggedStep], path: list[State]) -> None:
         self.violations = tuple(violations)
         self.steps = tuple(steps)
+        self.path = tuple(path)
         lines = [v.headline() for v in violations]
         lines += ["", "Steps, on a new database with no schema:"]
         lines += [f"  {line}" for step in steps for line in step.as_command().splitlines()]
@@ -176,7 +180,7 @@ def build_machine(
 
         def _check(self, violations: list[Violation]) -> None:
             if violations:
-                raise PropertyViolated(violations, list(self.trial.log))
+                raise PropertyViolated(violations, list(self.trial.log), list(self.trial.path))
 
         def teardown(self) -> None:
             self.trial.close()
