@@ -77,7 +77,7 @@ def time_to_failure(server: Server, work: Path, klass: str, seed: int) -> dict[s
         "defects": len(result["failures"]),
         "revisions": sorted({str(v["revision"]) for f in result["failures"] for v in f["violations"]}),
         "steps": len(failure["steps"]),
-        "rows": sum(len(rows) for s in failure["steps"] for rows in (s.get("rows") or {}).values()),
+        "rows": sum(len(s.get("rows") or ()) for s in failure["steps"]),
         "json_bytes": len(out.read_bytes()),
         "failure_file_bytes": max(len(f.read_bytes()) for f in files),
         "replay_s": replay_s, "replay_reproduces": replayed.returncode == 1,
