@@ -32,13 +32,12 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_s
 
 from . import seeding
 from .errors import HarnessError
-from .progress import Progress
 from .graph import State
+from .progress import Progress
 from .session import Session
 from .settings import PROFILES
 from .trial import LoggedStep, Trial
 from .violations import Violation
-
 
 
 class PropertyViolated(AssertionError):
@@ -89,9 +88,9 @@ def _stops_walk(rule_body: Callable[..., None]) -> Callable[..., None]:
 class WorkClock:
     """The clock Hypothesis's engine reads while a walk runs: it counts examples, not seconds.
 
-    Hypothesis bounds shrinking by a deadline in seconds on ``time.perf_counter`` (a module
-    constant of its engine, with no public setting). Reading this clock instead, the same
-    deadline becomes a bound on the examples shrinking replays: the same seed then stops at the
+    Hypothesis bounds shrinking by a deadline on ``time.perf_counter``, ``MAX_SHRINKING_SECONDS``
+    after shrinking starts (a module constant of its engine, with no public setting). Reading
+    this clock instead, the same deadline becomes a bound on the examples shrinking replays: the same seed then stops at the
     same example on any machine under any load. Everything else is the ``time`` module.
     """
 
