@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,10 +54,19 @@ def _project(work: Path, mutant: Mutant, tag: str) -> Path:
 
 
 def _harness(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Seconds a ``harness`` command took, and what it did; its CPU seconds in ``cpu_s``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env)
+    done.cpu_s = _children_cpu() - cpu  # type: ignore[attr-defined]
     return time.perf_counter() - started, done
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the harness processes run so far (not PostgreSQL's): on a loaded machine
+    the wall clock says more about the neighbours than about the harness."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def time_to_failure(server: Server, work: Path, klass: str, seed: int) -> dict[str, Any]:
@@ -66,21 +76,21 @@ def time_to_failure(server: Server, work: Path, klass: str, seed: int) -> dict[s
     took, done = _harness("walk", "-c", str(ini), "--seed", str(seed), "--profile", "ci",
                           "--database-url", server.dsn("postgres"), "--json", str(out))
     if done.returncode != 1:
-        return {"class": klass, "seed": seed, "walk_s": took, "caught": False,
+        return {"class": klass, "seed": seed, "walk_s": took, "walk_cpu_s": done.cpu_s, "caught": False,
                 "error": (done.stderr.strip().splitlines() or [""])[-1]}
     result = json.loads(out.read_text())
     files = sorted((ini.parent / ".harness" / "failures").glob("*.json"))
     replay_s, replayed = _harness("replay", str(files[0]), "--database-url", server.dsn("postgres"))
     failure = result["failures"][0]
     return {
-        "class": klass, "seed": seed, "walk_s": took, "caught": True,
+        "class": klass, "seed": seed, "walk_s": took, "walk_cpu_s": done.cpu_s, "caught": True,
         "defects": len(result["failures"]),
         "revisions": sorted({str(v["revision"]) for f in result["failures"] for v in f["violations"]}),
         "steps": len(failure["steps"]),
-        "rows": sum(len(rows) for s in failure["steps"] for rows in (s.get("rows") or {}).values()),
+        "rows": sum(len(s.get("rows") or ()) for s in failure["steps"]),
         "json_bytes": len(out.read_bytes()),
         "failure_file_bytes": max(len(f.read_bytes()) for f in files),
-        "replay_s": replay_s, "replay_reproduces": replayed.returncode == 1,
+        "replay_s": replay_s, "replay_cpu_s": replayed.cpu_s, "replay_reproduces": replayed.returncode == 1,
     }
 
 
@@ -130,8 +140,10 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         by_class[klass] = {
             "mutant": CLASSES[klass], "caught": f"{len(caught)}/{len(mine)}",
             "median_walk_s": statistics.median(r["walk_s"] for r in mine),
+            "median_walk_cpu_s": statistics.median(r["walk_cpu_s"] for r in mine),
             "median_json_bytes": statistics.median(r["json_bytes"] for r in caught) if caught else None,
             "median_replay_s": statistics.median(r["replay_s"] for r in caught) if caught else None,
+            "median_replay_cpu_s": statistics.median(r["replay_cpu_s"] for r in caught) if caught else None,
             "max_steps": max((r["steps"] for r in caught), default=None),
             "max_rows": max((r["rows"] for r in caught), default=None),
         }
@@ -140,11 +152,13 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def render(results: dict[str, Any]) -> list[str]:
     lines = [f"load {results['load_before']} before, {results['load_after']} after", "",
-             "| class | mutant | caught | median s to failure | median JSON bytes | median replay s "
-             "| max steps | max rows |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| class | mutant | caught | median s to failure (CPU s) | median JSON bytes "
+             "| median replay s (CPU s) | max steps | max rows |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for klass, s in results["summary"].items():
-        lines.append(f"| {klass} | {s['mutant']} | {s['caught']} | {s['median_walk_s']:.1f} | "
-                     f"{s['median_json_bytes']} | {s['median_replay_s'] and round(s['median_replay_s'], 2)} | "
+        replay = (f"{s['median_replay_s']:.1f} ({s['median_replay_cpu_s']:.1f})"
+                  if s["median_replay_s"] is not None else "-")
+        lines.append(f"| {klass} | {s['mutant']} | {s['caught']} | {s['median_walk_s']:.1f} "
+                     f"({s['median_walk_cpu_s']:.1f}) | {s['median_json_bytes']} | {replay} | "
                      f"{s['max_steps']} | {s['max_rows']} |")
     hard = results["hard_mutant"]
     lines.append(f"\n{hard['mutant']}: caught on {len(hard['caught'])} of {hard['seeds']} seeds {hard['caught']}")

@@ -160,7 +160,7 @@ def walk(
         )
         failures = []
         for found in outcome.failures:
-            cut = minimize(session, Cut(found.violations, outcome.start, found.steps), PROFILES[profile].replays)
+            cut = minimize(session, Cut(found.violations, outcome.start, found.steps, found.path), PROFILES[profile].replays)
             failures += defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
         result = _result("walk", session, started, failures, seed=seed, stopped=outcome.stopped,
                          stop_signal=stop.signal, health=outcome.health.to_json(),

@@ -52,10 +52,13 @@ class PropertyViolated(AssertionError):
 
     violations: tuple[Violation, ...]
     steps: tuple[LoggedStep, ...]
+    path: tuple[State, ...]
+    """The state each step was taken from."""
 
-    def __init__(self, violations: list[Violation], steps: list[LoggedStep]) -> None:
+    def __init__(self, violations: list[Violation], steps: list[LoggedStep], path: list[State]) -> None:
         self.violations = tuple(violations)
         self.steps = tuple(steps)
+        self.path = tuple(path)
         lines = [v.headline() for v in violations]
         lines += ["", "Steps, on a new database with no schema:"]
         lines += [f"  {line}" for step in steps for line in step.as_command().splitlines()]
@@ -92,9 +95,9 @@ def _stops_walk(rule_body: Callable[..., None]) -> Callable[..., None]:
 class WorkClock:
     """The clock Hypothesis's engine reads while a walk runs: it counts examples, not seconds.
 
-    Hypothesis bounds shrinking by a deadline in seconds on ``time.perf_counter`` (a module
-    constant of its engine, with no public setting). Reading this clock instead, the same
-    deadline becomes a bound on the examples shrinking replays: the same seed then stops at the
+    Hypothesis bounds shrinking by a deadline on ``time.perf_counter``, ``MAX_SHRINKING_SECONDS``
+    after shrinking starts (a module constant of its engine, with no public setting). Reading
+    this clock instead, the same deadline becomes a bound on the examples shrinking replays: the same seed then stops at the
     same example on any machine under any load. Everything else is the ``time`` module.
     """
 
@@ -206,7 +209,7 @@ def build_machine(
 
         def _check(self, violations: list[Violation]) -> None:
             if violations:
-                raise PropertyViolated(violations, list(self.trial.log))
+                raise PropertyViolated(violations, list(self.trial.log), list(self.trial.path))
 
         def teardown(self) -> None:
             self.trial.close()

@@ -13,6 +13,7 @@ import dataclasses
 
 import psycopg
 
+from .errors import HarnessError
 from .graph import State
 from .session import Session
 from .trial import LoggedStep, Trial
@@ -25,45 +26,53 @@ class Cut:
     violations: tuple[Violation, ...]
     start: State
     steps: tuple[LoggedStep, ...]
+    path: tuple[State, ...]
+    """The state each step was taken from."""
 
 
 def minimize(session: Session, found: Cut, replays: int) -> Cut:
     """``found`` with fewer steps and rows where the same defect still shows; ``found`` itself
-    when its steps do not show it again (a replay that differs) or nothing can be left out."""
+    when nothing can be left out. ``found`` is trusted to show its defect: Hypothesis ran it
+    last, to report it.
+
+    The same defect: the same last step, taken from the same state, breaks the same property
+    at the same revision (a downgrade of a revision not applied would fail too, for another
+    reason).
+    """
     key = (found.violations[0].property, found.violations[0].revision)
     left = replays
+    if not found.steps:
+        return found
 
-    def attempt(start: State, steps: tuple[LoggedStep, ...]) -> tuple[Cut | None, list[State]]:
+    def attempt(start: State, steps: tuple[LoggedStep, ...]) -> Cut | None:
         nonlocal left
         left -= 1
-        states: list[State] = []
         trial = Trial(session, start)
         try:
             for i, step in enumerate(steps):
-                states.append(trial.state)
                 violations = trial.replay(step)
                 if violations:
-                    shown = i == len(steps) - 1 and any((v.property, v.revision) == key for v in violations)
-                    return (Cut(tuple(violations), start, tuple(trial.log)) if shown else None), states
-        except psycopg.Error:
-            return None, states  # a row left out was another row's parent
+                    shown = (i == len(steps) - 1 and trial.path[-1] == found.path[-1]
+                             and any((v.property, v.revision) == key for v in violations))
+                    return Cut(tuple(violations), start, tuple(trial.log), tuple(trial.path)) if shown else None
+        except (psycopg.Error, HarnessError):
+            # A row left out was another row's parent; a jump Alembic refuses from here.
+            return None
         finally:
             trial.close()
-        return None, states
+        return None
 
-    best, states = attempt(found.start, found.steps)
-    if best is None:
-        return found
+    best = found
     for k in _later_starts(best.steps):
         if left <= 0:
             return best
-        cut, _ = attempt(states[k], best.steps[k:])
+        cut = attempt(found.path[k], best.steps[k:])
         if cut is not None:
             best = cut
             break
     i = len(best.steps) - 2
     while i >= 0 and left > 0:  # single steps, never the last, latest first
-        cut, _ = attempt(best.start, best.steps[:i] + best.steps[i + 1:])
+        cut = attempt(best.start, best.steps[:i] + best.steps[i + 1:])
         best = cut if cut is not None else best
         i = min(i, len(best.steps) - 1) - 1
     for i in reversed(range(len(best.steps))):  # single rows, latest first
@@ -72,7 +81,7 @@ def minimize(session: Session, found: Cut, replays: int) -> Cut:
                 return best
             step = best.steps[i]
             fewer = dataclasses.replace(step, rows=step.rows[:j] + step.rows[j + 1:])
-            cut, _ = attempt(best.start, best.steps[:i] + (fewer,) + best.steps[i + 1:])
+            cut = attempt(best.start, best.steps[:i] + (fewer,) + best.steps[i + 1:])
             best = cut if cut is not None else best
     return best
 

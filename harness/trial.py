@@ -70,6 +70,8 @@ class Trial:
         self.start = start
         self.state = start
         self.log: list[LoggedStep] = []
+        self.path: list[State] = []
+        """The state each step of :attr:`log` was taken from."""
         project = session.project
         self._exclude = (project.version_table,)
         self.database = session.server.create_database(template=session.references.template(start))
@@ -116,10 +118,10 @@ class Trial:
         if len(plan) > 1 and any(v.revision is None for v in violations):
             narrowed = self._narrow(before, plan)
             if narrowed is not None:
-                violations, self.log = narrowed
+                violations, self.log, self.path = narrowed
         return violations
 
-    def _narrow(self, before: list[LoggedStep], plan: list[Step]) -> tuple[list[Violation], list[LoggedStep]] | None:
+    def _narrow(self, before: list[LoggedStep], plan: list[Step]) -> tuple[list[Violation], list[LoggedStep], list[State]] | None:
         """The jump's steps run one at a time from the same state and rows, on a new trial
         that replays ``before``: the first step's violations, naming its revision, and the
         log that shows them; None when no single step breaks a property (the violation needs
@@ -131,7 +133,7 @@ class Trial:
             for step in plan:
                 found = trial.upgrade(step.revision) if step.op == "upgrade" else trial.downgrade(step.revision)
                 if found:
-                    return found, trial.log
+                    return found, trial.log, trial.path
         finally:
             trial.close()
         return None
@@ -141,6 +143,7 @@ class Trial:
         in, in order), check isolation."""
         inserted = tuple(insert(self.conn))
         self.log.append(LoggedStep("seed", rows=inserted))
+        self.path.append(self.state)
         self.session.coverage.seeded_rows += len(inserted)
         return self._check_isolation(self.state, revision=None)
 
@@ -167,6 +170,7 @@ class Trial:
         sequences_before = sequences.read_sequences(self.conn)
         outcome = run()
         self.log.append(logged)
+        self.path.append(before_state)
         command = logged.as_command()
         # A jump names no revision; when Alembic ran exactly one, that one is the step's.
         ran = tuple(step.revision for step in outcome.steps)
