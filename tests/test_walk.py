@@ -9,7 +9,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -58,13 +57,11 @@ def test_an_infrastructure_error_stops_the_walk_at_once(tmp_path, pg_server, mon
 
     monkeypatch.setattr(trial.Trial, "seed", broken_seed)
     ini = make_project(tmp_path, chain("a"))
-    started = time.perf_counter()
 
     with pytest.raises(RuntimeError, match="went away"):
         commands.walk(load_settings(ini), seed=1, max_examples=50, steps=20, server=pg_server)
 
     assert len(calls) == 1, "the error was retried or shrunk"
-    assert time.perf_counter() - started < 10
 
 
 @pytest.mark.parametrize("options, expected", [
