@@ -7,7 +7,6 @@ with a random name and dropped after the test.
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Callable, Iterator
 
 import psycopg
@@ -304,14 +303,11 @@ def test_the_check_leaves_every_row_and_setting_as_it_was(
     ).fetchone() == (True, "origin", "")
 
 
-def test_check_costs_milliseconds_on_a_small_schema(pg_conn: psycopg.Connection, app: str) -> None:
+def test_a_second_check_on_a_clean_schema_is_silent_too(pg_conn: psycopg.Connection, app: str) -> None:
     setup = detect(pg_conn)
     assert setup is not None
-    check_isolation(pg_conn, setup, revision="0042")
-    started = time.perf_counter()
     assert check_isolation(pg_conn, setup, revision="0042") == []
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.5, f"check_isolation took {elapsed * 1000:.1f} ms"
+    assert check_isolation(pg_conn, setup, revision="0042") == [], "a second check sees the same"
 
 
 def test_a_connection_that_cannot_switch_roles_fails_loudly(
