@@ -127,10 +127,12 @@ def test_a_walk_whose_seeding_overruns_is_not_trusted(tmp_path, pg_server, capsy
     assert "discarded" in err and "overran" in err and "seed_rows" in err
 
 
-def test_the_default_seeding_keeps_a_wide_table_inside_the_budget(tmp_path, pg_server):
+def test_seeding_stays_inside_the_budget_of_a_nightly_example(tmp_path, pg_server):
+    """60 steps on a wide table: seed steps draw fewer rows as an example's budget runs low."""
     ini = make_project(tmp_path, [WIDE])
-    result = commands.walk(load_settings(ini), seed=2, max_examples=10, steps=20, server=pg_server)
+    result = commands.walk(load_settings(ini), seed=2, max_examples=10, steps=60, server=pg_server)
     assert result.ok and result.problem is None, result.health
+    assert result.health["overrun"] == 0 and result.coverage["seeded_rows"] > 0
 
 
 def test_pytest_walks_stop_at_harness_duration(pytester, pg_server):
