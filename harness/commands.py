@@ -21,7 +21,9 @@ from .errors import HarnessError
 from .failures import Failure, read_failure_file
 from .server import Server
 from .session import Session, open_session
-from .settings import Settings, load_settings
+from .seeding.overrides import Overrides
+from .settings import ProfileName, Settings, load_settings
+from .settings import profile as profile_budget
 from .trial import Trial
 
 
@@ -90,11 +92,11 @@ class RunResult:
 def walk(
     settings: Settings,
     *,
-    profile: str = "ci",
+    profile: ProfileName = "ci",
     seed: int | None = None,
     max_examples: int | None = None,
     steps: int | None = None,
-    overrides: Any = None,
+    overrides: Overrides | None = None,
     database_dir: Path | None = None,
     server: Server | None = None,
     progress: bool | None = None,
@@ -104,10 +106,13 @@ def walk(
     """The random walk: Hypothesis chooses steps and rows; every failure comes back shrunk.
 
     Without ``seed`` a fresh one is drawn and failures saved in ``database_dir`` run first;
-    with one, the walk is that seed's walk exactly. ``progress``: a live line on stderr
-    (None: only when stderr is a terminal). The walk ends after the example running when
-    ``settings.duration`` (else the profile's) is spent, or on SIGINT or SIGTERM; the result
-    says which (``stopped``) and carries what was found and covered until then.
+    with one, the walk is that seed's walk exactly. ``profile`` sets the budget (see
+    :data:`~harness.settings.PROFILES`), ``max_examples`` and ``steps`` override it;
+    ``overrides`` gives strategies of your own for rows the catalog cannot describe.
+    ``progress``: a live line on stderr (None: only when stderr is a terminal). The walk ends
+    after the example running when ``settings.duration`` (else the profile's) is spent, or on
+    SIGINT or SIGTERM; the result says which (``stopped``) and carries what was found and
+    covered until then.
 
     ``since`` (a git ref) walks only the revisions whose files were added since then, from the
     state just before them: the pull-request mode. With none added there is nothing to walk.
@@ -116,24 +121,25 @@ def walk(
     per CI job: each walks its share of the examples, with a seed of its own derived from
     ``seed``, so two shards of one seed walk different examples.
     """
-    from .machine import PROFILES, run_walk
+    from .machine import run_walk
     from .progress import Progress
     from .stopping import Stop
 
+    chosen = profile_budget(profile)
     replay_saved = seed is None
     seed = random.getrandbits(32) if seed is None else seed
     walk_seed = seed
     if shard is not None:
         index, count = _check_shard(shard)
         walk_seed = zlib.crc32(f"{seed}:{index}/{count}".encode())
-        total = max_examples or PROFILES.get(profile, {}).get("max_examples", 1)
+        total = max_examples or chosen.max_examples
         max_examples = -(-total // count)
     budget = {"--profile": profile, "--max-examples": max_examples, "--steps": steps,
               "--since": since, "--shard": shard and "/".join(map(str, shard))}
     command = f"harness walk -c {settings.alembic_ini} --seed {seed}" + "".join(
         f" {option} {value}" for option, value in budget.items() if value is not None
     )
-    stop = Stop(settings.duration or PROFILES.get(profile, {}).get("duration"))
+    stop = Stop(settings.duration or chosen.duration)
     with _timed_session(settings, server) as (session, started), stop.on_signals():
         revisions = list(session.project.graph.revisions)
         if since is not None:

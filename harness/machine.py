@@ -32,6 +32,7 @@ from .example_db import example_database
 from .graph import State
 from .progress import Progress
 from .session import Session
+from .settings import profile as profile_budget
 from .stopping import Stop
 from .trial import LoggedStep, Trial
 from .violations import Violation
@@ -39,21 +40,8 @@ from .violations import Violation
 if sys.version_info < (3, 11):  # pragma: no cover - the old-stack environment
     from exceptiongroup import BaseExceptionGroup
 
-PROFILES: dict[str, dict[str, Any]] = {
-    "dev": {"max_examples": 10, "stateful_step_count": 12},
-    "ci": {"max_examples": 30, "stateful_step_count": 20},
-    "nightly": {"max_examples": 100_000, "stateful_step_count": 60, "duration": 4 * 3600},
-}
-"""Budgets by use: a quick look at a desk, minutes in CI, hours at night. A ``duration`` (seconds)
-ends the walk after the example running when it is spent: the nightly one leaves room for
-shrinking and the report inside a CI job's six hours."""
-
 DISCARDED_LIMIT = 0.10
 """Above this share of discarded examples a walk is not trusted: exit 2, with the fix."""
-
-SHRINK_SECONDS = {"dev": 30, "ci": 60, "nightly": 300}
-"""How long shrinking one failure may take. Every shrink attempt replays migrations (about
-50 ms a step), so Hypothesis's own 300 s bound would cost a CI run five minutes per defect."""
 
 
 class PropertyViolated(AssertionError):
@@ -352,18 +340,12 @@ def run_walk(
     signal came); without one, the profile's duration, if any, applies. The failures found by
     then are shrunk as far as the shrinking budget allows and returned like any others.
     """
-    if profile not in PROFILES:
-        raise HarnessError(f"unknown profile {profile!r}", hint=f"one of {', '.join(PROFILES)}")
-    budget = dict(PROFILES[profile])
-    duration = budget.pop("duration", None)
-    stop = stop or Stop(duration)
-    if max_examples is not None:
-        budget["max_examples"] = max_examples
-    if steps is not None:
-        budget["stateful_step_count"] = steps
+    budget = profile_budget(profile)
+    stop = stop or Stop(budget.duration)
     machine = build_machine(session, overrides, progress, focus)
     run_settings = settings(
-        **budget,
+        max_examples=budget.max_examples if max_examples is None else max_examples,
+        stateful_step_count=budget.steps if steps is None else steps,
         deadline=None,
         derandomize=False,
         database=example_database(database_dir, session.settings.examples),
@@ -376,7 +358,7 @@ def run_walk(
     health = Health()
     failures: list[PropertyViolated] = []
     try:
-        with _shrink_budget(SHRINK_SECONDS[profile]), _watch_engine(stop, health):
+        with _shrink_budget(budget.shrink_seconds), _watch_engine(stop, health):
             run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
     except WalkStopped as stopped:
         raise stopped.error from None

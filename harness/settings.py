@@ -28,6 +28,7 @@ _DURATIONS = {"step_timeout", "duration"}
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 ServerKind = Literal["embedded", "url", "container"]
+ProfileName = Literal["dev", "ci", "nightly"]
 EnvMode = Literal["project", "builtin"]
 ConnectionAttribute = Literal["connection", "engine"]
 
@@ -112,6 +113,50 @@ class Settings:
         """A copy with the options that are not None applied, validated like file settings."""
         given = {k: v for k, v in options.items() if v is not None}
         return _build(self, given, source="options")
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """A walk's budget: how many examples, how long each, how long shrinking one failure takes."""
+
+    max_examples: int
+    """Examples (fresh databases) to walk."""
+    steps: int
+    """Steps per example at most (Hypothesis' ``stateful_step_count``)."""
+    shrink_seconds: int
+    """Every shrink attempt replays migrations (about 50 ms a step), so Hypothesis's own 300 s
+    bound would cost a CI run five minutes per defect."""
+    duration: float | None = None
+    """Seconds after which the walk stops, after the example running then; the nightly one
+    leaves room for shrinking and the report inside a CI job's six hours."""
+
+
+PROFILES: dict[str, Profile] = {
+    "dev": Profile(max_examples=10, steps=12, shrink_seconds=30),
+    "ci": Profile(max_examples=30, steps=20, shrink_seconds=60),
+    "nightly": Profile(max_examples=100_000, steps=30, shrink_seconds=300, duration=4 * 3600),
+}
+"""Budgets by use: a quick look at a desk, minutes in CI, hours at night. Nightly examples are
+30 steps: at 60, one in five overran Hypothesis's budget per example on the bundled history
+and was discarded with its steps (at 30, 1 in 35). Here, not beside the machine, so that
+``harness --help`` lists them without loading Hypothesis."""
+
+def profile(name: str) -> Profile:
+    """The budget of the profile ``name``; an unknown name is an error listing the known ones."""
+    if name not in PROFILES:
+        raise HarnessError(f"unknown profile {name!r}", hint=f"one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+HARNESS_DIR = ".harness"
+"""The harness's own files, beside alembic.ini (a project adds it to .gitignore):
+``examples/``, Hypothesis' saved examples, which run first in the next walk, and
+``failures/``, the failure files ``harness replay`` reads."""
+
+
+def harness_path(alembic_ini: str | os.PathLike[str], part: Literal["examples", "failures"]) -> Path:
+    """Where the harness keeps ``part`` for the project of ``alembic_ini``."""
+    return Path(alembic_ini).parent / HARNESS_DIR / part
 
 
 def load_settings(alembic_ini: str | os.PathLike[str] | None = None, **options: Any) -> Settings:
