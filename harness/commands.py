@@ -23,7 +23,8 @@ from .failures import Failure, defects, read_failure_file
 from .server import Server
 from .session import Session, open_session
 from .seeding.overrides import Overrides
-from .settings import PROFILES, ProfileName, Settings, load_settings
+from .settings import ProfileName, Settings, load_settings
+from .settings import profile as profile_budget
 from .trial import Trial
 from .violations import PROPERTIES
 
@@ -132,20 +133,21 @@ def walk(
     from .progress import Progress
     from .stopping import Stop
 
+    chosen = profile_budget(profile)
     replay_saved = seed is None
     seed = random.getrandbits(32) if seed is None else seed
     walk_seed = seed
     if shard is not None:
         index, count = _check_shard(shard)
         walk_seed = zlib.crc32(f"{seed}:{index}/{count}".encode())
-        total = max_examples or PROFILES[profile].max_examples
+        total = max_examples or chosen.max_examples
         max_examples = -(-total // count)
     budget = {"--profile": profile, "--max-examples": max_examples, "--steps": steps,
               "--since": since, "--shard": shard and "/".join(map(str, shard))}
     command = f"harness walk -c {settings.alembic_ini} --seed {seed}" + "".join(
         f" {option} {value}" for option, value in budget.items() if value is not None
     )
-    stop = Stop(settings.duration or PROFILES[profile].duration)
+    stop = Stop(settings.duration or chosen.duration)
     with _timed_session(settings, server) as (session, started), stop.on_signals():
         revisions = list(session.project.graph.revisions)
         if since is not None:
@@ -160,7 +162,7 @@ def walk(
         )
         failures = []
         for found in outcome.failures:
-            cut = minimize(session, Cut(found.violations, outcome.start, found.steps, found.path), PROFILES[profile].replays)
+            cut = minimize(session, Cut(found.violations, outcome.start, found.steps, found.path), chosen.replays)
             failures += defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
         result = _result("walk", session, started, failures, seed=seed, stopped=outcome.stopped,
                          stop_signal=stop.signal, health=outcome.health.to_json(),

@@ -53,54 +53,53 @@ def test_a_walk_that_runs_its_examples_says_so(tmp_path, pg_server):
     assert document["health"]["examples"] == 3 and document["health"]["problem"] is None
 
 
-@pytest.mark.parametrize("sent, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_mid_walk_reports_what_was_walked(tmp_path, pg_server, sent, code):
-    ini = make_project(tmp_path, chain("a", "b", "c"))
-    before = scratch_databases(pg_server)
-    report = tmp_path / "walk.json"
+def walk_until_signal(ini, server: Server, sent: signal.Signals, *options: str):
+    """``harness walk`` in a process of its own, sent ``sent`` once its first example began."""
+    before = scratch_databases(server)
     walk = subprocess.Popen(
-        [sys.executable, "-m", "harness", "walk", "-c", str(ini), "--database-url", pg_server.dsn(),
-         "--max-examples", "100000", "--steps", "6", "--json", str(report)],
+        [sys.executable, "-m", "harness", "walk", "-c", str(ini), "--database-url", server.dsn(),
+         "--max-examples", "100000", "--steps", "6", *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         # The walk has begun once its first example's database exists.
-        deadline = time.monotonic() + 60
-        while not scratch_databases(pg_server) - before:
+        deadline = time.monotonic() + 120
+        while not scratch_databases(server) - before:
             assert walk.poll() is None and time.monotonic() < deadline, walk.communicate()
             time.sleep(0.05)
-        time.sleep(0.5)
         walk.send_signal(sent)
-        out, err = walk.communicate(timeout=120)
-    finally:
-        if walk.poll() is None:
-            walk.kill()
-
-    assert walk.returncode == code, err
-    assert "internal error" not in err and "Flaky" not in err
-    document = json.loads(report.read_text())
-    assert document["stopped"] == "signal" and document["signal"] == sent.name
-    assert document["ok"] and document["coverage"]["states"] >= 1
-    assert "coverage:" in out and f"stopped by {sent.name}" in out
-    assert scratch_databases(pg_server) == before
-
-
-def test_a_violation_found_before_the_signal_exits_1(tmp_path, pg_server):
-    ini = make_project(tmp_path, [Rev("a"), Rev("b", down="a", upgrade='op.add_column("t_a", sa.Column("x", sa.Integer))',
-                                                downgrade="pass")])
-    walk = subprocess.Popen(
-        [sys.executable, "-m", "harness", "walk", "-c", str(ini), "--database-url", pg_server.dsn(),
-         "--max-examples", "100000", "--steps", "6", "--seed", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        time.sleep(8)
-        walk.send_signal(signal.SIGTERM)
         out, err = walk.communicate(timeout=300)
     finally:
         if walk.poll() is None:
             walk.kill()
-    assert walk.returncode == 1, err
+    assert "internal error" not in err and "Flaky" not in err
+    assert scratch_databases(server) == before
+    return walk.returncode, out, err
+
+
+@pytest.mark.parametrize("sent, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_walk_reports_what_was_walked(tmp_path, pg_server, sent, code):
+    ini = make_project(tmp_path, chain("a", "b", "c"))
+    report = tmp_path / "walk.json"
+
+    returncode, out, err = walk_until_signal(ini, pg_server, sent, "--json", str(report))
+
+    assert returncode == code, err
+    document = json.loads(report.read_text())
+    assert document["stopped"] == "signal" and document["signal"] == sent.name
+    assert document["ok"] and document["coverage"]["states"] >= 1
+    assert "coverage:" in out and f"stopped by {sent.name}" in out
+
+
+def test_a_violation_found_before_the_signal_exits_1(tmp_path, pg_server):
+    """Hypothesis's first example, its simplest, already finds this defect: the walk stops after
+    it (or later), and reports it."""
+    ini = make_project(tmp_path, [Rev("a"), Rev("b", down="a", upgrade='op.add_column("t_a", sa.Column("x", sa.Integer))',
+                                                downgrade="pass")])
+
+    returncode, out, err = walk_until_signal(ini, pg_server, signal.SIGTERM, "--seed", "3")
+
+    assert returncode == 1, err
     assert "[schema]" in out and "stopped by SIGTERM" in out
 
 
@@ -127,10 +126,12 @@ def test_a_walk_whose_seeding_overruns_is_not_trusted(tmp_path, pg_server, capsy
     assert "discarded" in err and "overran" in err and "seed_rows" in err
 
 
-def test_the_default_seeding_keeps_a_wide_table_inside_the_budget(tmp_path, pg_server):
+def test_seeding_stays_inside_the_budget_of_a_nightly_example(tmp_path, pg_server):
+    """60 steps on a wide table: seed steps draw fewer rows as an example's budget runs low."""
     ini = make_project(tmp_path, [WIDE])
-    result = commands.walk(load_settings(ini), seed=2, max_examples=10, steps=20, server=pg_server)
+    result = commands.walk(load_settings(ini), seed=2, max_examples=10, steps=60, server=pg_server)
     assert result.ok and result.problem is None, result.health
+    assert result.health["overrun"] == 0 and result.coverage["seeded_rows"] > 0
 
 
 def test_pytest_walks_stop_at_harness_duration(pytester, pg_server):

@@ -80,14 +80,14 @@ def test_a_failure_saved_by_one_shard_is_replayed_first_by_another(tmp_path, pg_
 
     def walk(ini, shard, **options):
         return commands.walk(load_settings(ini, examples=redis_url, **options.pop("settings", {})),
-                             steps=6, server=pg_server, shard=(shard, 2),
+                             steps=10, server=pg_server, shard=(shard, 2),
                              database_dir=ini.parent / ".harness" / "examples", **options)
 
     # The first example Hypothesis generates is its simplest: it seeds no rows...
     alone = walk(ini_two, 2, seed=1, settings={"duration": 0.001})
     assert alone.ok and alone.health["examples"] == 1
     # ...shard 1 finds it in a longer walk and saves it...
-    found = walk(ini_one, 1, seed=1, max_examples=30)
+    found = walk(ini_one, 1, seed=1, max_examples=60)
     assert [(v.property, v.revision) for v in found.violations] == [("migration_error", "b")]
     assert redis.Redis.from_url(redis_url).keys("harness-examples:*")
     # ...and the next run of shard 2, on another machine, replays it before anything else.

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from harness import commands
+from harness.failures import write_failure_file
 from harness.settings import load_settings
 from projects import Rev, make_project, write_revision
 
@@ -51,6 +52,10 @@ def test_walk_since_a_ref_finds_the_defect_of_the_new_revision(tmp_path, pg_serv
     result = walk_since(ini, pg_server)
 
     assert {(v.property, v.revision) for v in result.violations} == {("schema", "c")}
+    # The failure starts where the walk did, at b: its file replays from there.
+    path = write_failure_file(tmp_path / "failures", result.failures[0], ini)
+    replayed = commands.replay(path, server=pg_server)
+    assert {(v.property, v.revision) for v in replayed.violations} == {("schema", "c")}
 
 
 def test_walk_since_a_ref_with_no_new_revision_walks_nothing(tmp_path, pg_server):
