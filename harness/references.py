@@ -39,6 +39,7 @@ class References:
         self._templates: dict[State, str] = {}
         self._snapshots: dict[State, Snapshot] = {}
         self._unreachable: dict[State, Unreachable] = {}
+        self._shortcuts: dict[State, str] = {}
 
     def template(self, state: State) -> str:
         """The name of a database at ``state``; clone it, never connect to it for long."""
@@ -51,6 +52,44 @@ class References:
             self._build(state)
         return self._snapshots[state]
 
+    def database_at(self, state: State) -> str:
+        """The name of a database at ``state`` to read from (clone it, never connect for long).
+
+        Not a reference: where ``state`` has no template yet, the nearest template on its
+        canonical path is cloned and the remaining steps run in one env.py run, as one
+        ``alembic upgrade`` would, with no template or snapshot of the states in between. The
+        isolation setup is read this way at the heads before the first step of a run; building
+        every template up to the heads would cost a clone and a snapshot per revision. Should
+        that one run fail (a revision that needs the previous one committed), the templates are
+        built step by step instead.
+        """
+        if state in self._templates:
+            return self._templates[state]
+        if state not in self._shortcuts:
+            start, steps = self._nearest(state)
+            if not steps:
+                return self.template(state)
+            database = self._server.create_database(template=self.template(start))
+            with self._project.runner(database) as runner:
+                outcome = runner.run(steps)
+            if not outcome.ok:
+                self._server.drop_database(database.name)
+                return self.template(state)
+            self._shortcuts[state] = database.name
+        return self._shortcuts[state]
+
+    def _nearest(self, state: State) -> tuple[State, list[Step]]:
+        """The last state with a template on the canonical path to ``state``, and the rest."""
+        graph = self._project.graph
+        path = graph.canonical_path(state)
+        current: State = frozenset()
+        start, rest = current, path
+        for index, step in enumerate(path):
+            current = graph.after_upgrade(current, step.revision)
+            if current in self._templates:
+                start, rest = current, path[index + 1:]
+        return start, rest
+
     def adopt(self, state: State, snapshot: Snapshot) -> None:
         """Take ``snapshot`` as the reference of ``state`` without building its template.
 
@@ -62,9 +101,10 @@ class References:
         self._snapshots.setdefault(state, snapshot)
 
     def close(self) -> None:
-        for name in self._templates.values():
+        for name in [*self._templates.values(), *self._shortcuts.values()]:
             self._server.drop_database(name)
         self._templates.clear()
+        self._shortcuts.clear()
 
     def _build(self, state: State) -> None:
         if state in self._templates:

@@ -9,6 +9,8 @@ whatever the session or server configuration, and the caller's session is left a
 
 from __future__ import annotations
 
+import weakref
+
 import psycopg
 from psycopg import sql
 
@@ -62,7 +64,7 @@ def take_snapshot(
     roles: set[str] = set()
     with conn.transaction():
         version_oid = conn.execute(_SETUP, {"schema": schema, "table": table}).fetchone()[-1]
-        for key, owner_table, attributes, referenced in conn.execute(STATEMENT):
+        for key, owner_table, attributes, referenced in _execute_prepared(conn, "harness_snapshot", STATEMENT):
             if key in objects:
                 raise SnapshotError(f"two catalog objects read as {key!r}",
                                     hint="a harness bug: please report it with the DDL of that object")
@@ -77,6 +79,25 @@ def take_snapshot(
         roles=frozenset(roles),
         tables=dict(sorted(tables.items())),
     )
+
+
+_prepared: weakref.WeakKeyDictionary[psycopg.Connection, set[str]] = weakref.WeakKeyDictionary()
+"""Statements prepared on each connection: planning the snapshot's statement costs about as
+much as running it on a small schema, so a connection that takes many plans it once."""
+
+
+def _execute_prepared(conn: psycopg.Connection, name: str, statement: str) -> psycopg.Cursor:
+    """Run ``statement`` as the session's prepared statement ``name``, preparing it once.
+
+    A prepared statement of the session, not psycopg's: psycopg forgets its own after every
+    ROLLBACK or DROP on the connection, and the checks that share it roll back often.
+    Prepared here inside the snapshot's transaction, so under its pinned ``search_path``.
+    """
+    names = _prepared.setdefault(conn, set())
+    if name not in names:
+        conn.execute(f"PREPARE {name} AS {statement}", prepare=False)
+        names.add(name)
+    return conn.execute(f"EXECUTE {name}", prepare=False)
 
 
 def _versions(conn: psycopg.Connection, schema: str, table: str) -> tuple[tuple[str | None, ...], ...]:
