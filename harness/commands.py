@@ -146,6 +146,10 @@ def replay(path: Path, settings: Settings | None = None, server: Server | None =
                 if violations:
                     failure = Failure(tuple(violations), recorded.start, tuple(trial.log))
                     return _result("replay", session, started, [failure])
+            violations = trial.finish()
+            if violations:
+                return _result("replay", session, started,
+                               [Failure(tuple(violations), recorded.start, tuple(trial.log))])
         finally:
             trial.close()
         return _result("replay", session, started, [])

@@ -113,6 +113,7 @@ def build_machine(
         def __init__(self) -> None:
             super().__init__()
             self.session, self.progress = session, progress
+            self.failed = False
             try:
                 self.trial = Trial(session)
             except Exception as exc:
@@ -171,10 +172,15 @@ def build_machine(
 
         def _check(self, violations: list[Violation]) -> None:
             if violations:
+                self.failed = True
                 raise _failure_type(violations[0])(violations, list(self.trial.log))
 
         def teardown(self) -> None:
-            self.trial.close()
+            try:
+                if not self.failed:
+                    self._check(self.trial.finish())
+            finally:
+                self.trial.close()
 
     return MigrationWalk
 

@@ -40,6 +40,8 @@ class References:
         self._snapshots: dict[State, Snapshot] = {}
         self._unreachable: dict[State, Unreachable] = {}
         self._shortcuts: dict[State, str] = {}
+        self._visited: set[State] = set()
+        self._roots_between: dict[frozenset[State], frozenset[str]] = {}
 
     def template(self, state: State) -> str:
         """The name of a database at ``state``; clone it, never connect to it for long."""
@@ -89,6 +91,31 @@ class References:
             if current in self._templates:
                 start, rest = current, path[index + 1:]
         return start, rest
+
+    def has_snapshot(self, state: State) -> bool:
+        """Whether the reference of ``state`` is known without building anything."""
+        return state in self._snapshots
+
+    def first_visit(self, state: State) -> bool:
+        """True the first time a trial of this run reaches ``state``, False afterwards."""
+        first = state not in self._visited
+        self._visited.add(state)
+        return first
+
+    def roots_between(self, a: State, b: State) -> frozenset[str]:
+        """The relations (``schema.table``) whose objects differ between two references.
+
+        A database that matched ``a``'s reference and then changed only what its change log
+        says needs, to be compared with ``b``'s, those relations read too.
+        """
+        key = frozenset((a, b))
+        if key not in self._roots_between:
+            first, second = self.snapshot(a), self.snapshot(b)
+            self._roots_between[key] = frozenset(
+                table for snapshot, other in ((first, second), (second, first))
+                for obj, table in snapshot.tables.items() if snapshot.objects[obj] != other.objects.get(obj)
+            )
+        return self._roots_between[key]
 
     def adopt(self, state: State, snapshot: Snapshot) -> None:
         """Take ``snapshot`` as the reference of ``state`` without building its template.

@@ -80,6 +80,10 @@ class Settings:
     """Objects that must exist at head, as the report names them (``table public.tenants``)."""
     accept_column_order: bool = False
     """Accept columns that come back at the end of their table after a downgrade and upgrade."""
+    scoped_snapshots: bool = True
+    """After a step, read only the objects it changed (logged by event triggers in the scratch
+    database), with a whole snapshot the first time each state is reached and at the end of each
+    trial; off: every snapshot is whole."""
 
     def with_options(self, **options: Any) -> Settings:
         """A copy with the options that are not None applied, validated like file settings."""

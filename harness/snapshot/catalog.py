@@ -16,7 +16,7 @@ from psycopg import sql
 
 from ..errors import HarnessError
 from .model import Snapshot
-from .queries import STATEMENT, VERSION_TABLE_SETTING
+from .queries import SCOPE_SETTING, STATEMENT, VERSION_TABLE_SETTING
 
 _SETTINGS = {
     "search_path": "pg_catalog",
@@ -32,10 +32,12 @@ _SETTINGS = {
     "jit": "off",
 }
 
-_SETUP = sql.SQL("SELECT {settings}, set_config({name}, coalesce(({oid})::text, '0'), true)").format(
+_SETUP = sql.SQL("SELECT {settings}, set_config({scope}, %(scope)s, true), "
+                 "set_config({name}, coalesce(({oid})::text, '0'), true)").format(
     settings=sql.SQL(", ").join(
         sql.SQL("set_config({}, {}, true)").format(sql.Literal(k), sql.Literal(v)) for k, v in _SETTINGS.items()
     ),
+    scope=sql.Literal(SCOPE_SETTING),
     name=sql.Literal(VERSION_TABLE_SETTING),
     oid=sql.SQL(
         "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -58,13 +60,29 @@ def take_snapshot(
     a transaction it would run in a savepoint, and the pinned settings would last to its end.)
     ``version_table`` is ``(schema, table)``, or None when there is none to set apart.
     """
+    snapshot, _ = read_snapshot(conn, version_table, "harness_snapshot", STATEMENT)
+    return snapshot
+
+
+def read_snapshot(
+    conn: psycopg.Connection, version_table: tuple[str, str] | None, name: str, statement: str,
+    scope: str = "",
+) -> tuple[Snapshot, dict | None]:
+    """Run a snapshot statement prepared as ``name``; the attributes of its NULL-keyed row, if any.
+
+    ``scope`` is the value of the scope setting the scoped statement reads.
+    """
     schema, table = version_table or ("", "")
     objects: dict[str, dict] = {}
     tables: dict[str, str] = {}
     roles: set[str] = set()
+    summary = None
     with conn.transaction():
-        version_oid = conn.execute(_SETUP, {"schema": schema, "table": table}).fetchone()[-1]
-        for key, owner_table, attributes, referenced in _execute_prepared(conn, "harness_snapshot", STATEMENT):
+        version_oid = conn.execute(_SETUP, {"schema": schema, "table": table, "scope": scope}).fetchone()[-1]
+        for key, owner_table, attributes, referenced in _execute_prepared(conn, name, statement):
+            if key is None:
+                summary = attributes
+                continue
             if key in objects:
                 raise SnapshotError(f"two catalog objects read as {key!r}",
                                     hint="a harness bug: please report it with the DDL of that object")
@@ -73,12 +91,13 @@ def take_snapshot(
                 tables[key] = owner_table
             roles.update(referenced)
         versions = _versions(conn, schema, table) if version_oid != "0" else ()
-    return Snapshot(
+    snapshot = Snapshot(
         objects=dict(sorted(objects.items())),
         versions=versions,
         roles=frozenset(roles),
         tables=dict(sorted(tables.items())),
     )
+    return snapshot, summary
 
 
 _prepared: weakref.WeakKeyDictionary[psycopg.Connection, set[str]] = weakref.WeakKeyDictionary()
