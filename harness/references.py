@@ -16,7 +16,7 @@ from .graph import State, Step
 from .project import Project
 from .runner import StepOutcome
 from .server import Server
-from .snapshot import Snapshot, take_snapshot
+from .snapshot import Snapshot, diff_snapshots, take_snapshot
 
 
 @dataclasses.dataclass
@@ -42,6 +42,7 @@ class References:
         self._shortcuts: dict[State, str] = {}
         self._visited: set[State] = set()
         self._roots_between: dict[frozenset[State], frozenset[str]] = {}
+        self._structural: dict[frozenset[State], frozenset[str]] = {}
 
     def template(self, state: State) -> str:
         """The name of a database at ``state``; clone it, never connect to it for long."""
@@ -116,6 +117,17 @@ class References:
                 for obj, table in snapshot.tables.items() if snapshot.objects[obj] != other.objects.get(obj)
             )
         return self._roots_between[key]
+
+    def structural_tables(self, a: State, b: State) -> frozenset[str]:
+        """Tables whose structure (definition, columns, constraints) differs between two
+        references: the tables a step between the two states may rewrite. Computed once per pair."""
+        key = frozenset((a, b))
+        if key not in self._structural:
+            self._structural[key] = frozenset(
+                table for diff in diff_snapshots(self.snapshot(a), self.snapshot(b))
+                if (table := diff.table) is not None
+            )
+        return self._structural[key]
 
     def adopt(self, state: State, snapshot: Snapshot) -> None:
         """Take ``snapshot`` as the reference of ``state`` without building its template.

@@ -190,9 +190,7 @@ class Runner:
 
     def current(self) -> frozenset[str]:
         """The rows of ``alembic_version`` now (empty when the table does not exist)."""
-        conn = self._connection()
-        with _ended(conn):
-            return self._read_heads(conn)
+        return self._read_heads(self._connection())
 
     # -- one env.py run --------------------------------------------------------------------
 
@@ -230,20 +228,11 @@ class Runner:
     def _reset(self, conn: Connection) -> Connection:
         statements = ("SET SESSION AUTHORIZATION DEFAULT", "RESET ALL", "DISCARD TEMP",
                       f"SET statement_timeout = {self.statement_timeout_ms}")
-        driver = conn.connection.dbapi_connection
-        if conn.in_transaction() or not hasattr(driver, "autocommit"):
+        # One round trip instead of six (BEGIN, four statements, COMMIT) where the driver can.
+        if _in_autocommit(conn, "; ".join(statements)) is None:
             for statement in statements:
                 conn.exec_driver_sql(statement)
             conn.commit()
-            return conn
-        # One round trip instead of six (BEGIN, four statements, COMMIT): the driver's own
-        # autocommit for the moment of the reset, every statement in one simple query.
-        driver.autocommit = True
-        try:
-            with contextlib.closing(driver.cursor()) as cursor:
-                cursor.execute("; ".join(statements))
-        finally:
-            driver.autocommit = False
         return conn
 
     def _execute(
@@ -397,9 +386,7 @@ class Runner:
 
     def _heads_after(self) -> frozenset[str] | None:
         try:
-            conn = self._connection()
-            with _ended(conn):
-                return self._read_heads(conn)
+            return self._read_heads(self._connection())
         except Exception:
             self._discard_connection()
             return None
@@ -407,9 +394,17 @@ class Runner:
     def _read_heads(self, conn: Connection) -> frozenset[str]:
         quote = conn.dialect.identifier_preparer.quote
         name = ".".join(quote(part) for part in self.version_table)
-        if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": name}).scalar() is None:
-            return frozenset()
-        return frozenset(conn.exec_driver_sql(f"SELECT version_num FROM {name}").scalars())
+        # One round trip where the version table exists, as it does after the first upgrade.
+        try:
+            rows = _in_autocommit(conn, f"SELECT version_num FROM {name}")
+        except Exception:  # noqa: BLE001 - the driver's own error; asked again below, by name
+            rows = None
+        if rows is not None:
+            return frozenset(row[0] for row in rows)
+        with _ended(conn):
+            if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": name}).scalar() is None:
+                return frozenset()
+            return frozenset(conn.exec_driver_sql(f"SELECT version_num FROM {name}").scalars())
 
     def _failure(self, error: Exception, tracker: _Tracker, common: dict) -> StepOutcome:
         location = source_location(error, self.graph.script.dir)
@@ -501,6 +496,24 @@ def _run_env_py(script: ScriptDirectory) -> None:
     spec = importlib.util.spec_from_file_location("env_py", path)
     module = importlib.util.module_from_spec(spec)
     exec(_ENV_CODE[key], module.__dict__)  # noqa: S102 - the project's own env.py, as Alembic runs it
+
+
+def _in_autocommit(conn: Connection, statement: str) -> list[tuple] | None:
+    """The rows of ``statement`` run in one round trip, in the driver's autocommit mode.
+
+    None, with nothing run, where that cannot be done: inside a transaction, or with a driver
+    that has no autocommit switch. The driver's errors are raised as they are.
+    """
+    driver = conn.connection.dbapi_connection
+    if conn.in_transaction() or not hasattr(driver, "autocommit"):
+        return None
+    driver.autocommit = True
+    try:
+        with contextlib.closing(driver.cursor()) as cursor:
+            cursor.execute(statement)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        driver.autocommit = False
 
 
 @contextlib.contextmanager

@@ -20,7 +20,6 @@ from .references import Unreachable
 from .runner import StepOutcome
 from .schema_watch import SchemaWatch
 from .session import Session
-from .snapshot import diff_snapshots
 from .violations import Violation
 
 
@@ -146,13 +145,12 @@ class Trial:
         self._cover(before_state, logged)
         try:
             violations += self._schema.check(self.state, revision=revision, after=command, canonical=canonical)
-            reference = self.session.references.snapshot(self.state)
-            before_reference = self.session.references.snapshot(before_state)
+            structural = self.session.references.structural_tables(before_state, self.state)
         except Unreachable:
             return violations
         rows_after = data.capture_rows(self.conn, exclude=self._exclude)
         violations += self._check_data(logged.op, revision, ran, before_state, rows_before, rows_after,
-                                       structural=_structural_tables(before_reference, reference))
+                                       structural=structural)
         violations += self._check_isolation(self.state, revision=revision)
         return violations
 
@@ -204,13 +202,6 @@ class Trial:
             coverage.steps[("upgrade", rev)] += 1
         for rev in applied_before - applied_after:
             coverage.steps[("downgrade", rev)] += 1
-
-
-def _structural_tables(before, after) -> frozenset[str]:
-    """Tables whose structure differs between two reference snapshots."""
-    return frozenset(
-        table for diff in diff_snapshots(before, after) if (table := diff.table) is not None
-    )
 
 
 def insert_rows(conn: psycopg.Connection, rows: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:

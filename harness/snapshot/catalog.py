@@ -66,20 +66,24 @@ def take_snapshot(
 
 def read_snapshot(
     conn: psycopg.Connection, version_table: tuple[str, str] | None, name: str, statement: str,
-    scope: str = "",
+    scope: str = "", *, versions: bool = True,
 ) -> tuple[Snapshot, dict | None]:
     """Run a snapshot statement prepared as ``name``; the attributes of its NULL-keyed row, if any.
 
-    ``scope`` is the value of the scope setting the scoped statement reads.
+    ``scope`` is the value of the scope setting the scoped statement reads. Without
+    ``versions`` the version table's rows are not read (a round trip less).
     """
     schema, table = version_table or ("", "")
     objects: dict[str, dict] = {}
     tables: dict[str, str] = {}
     roles: set[str] = set()
     summary = None
-    with conn.transaction():
-        version_oid = conn.execute(_SETUP, {"schema": schema, "table": table, "scope": scope}).fetchone()[-1]
-        for key, owner_table, attributes, referenced in _execute_prepared(conn, name, statement):
+    # Pipelined: BEGIN, the settings and the statement go in one round trip, not three.
+    with conn.pipeline(), conn.transaction():
+        setup = conn.execute(_SETUP, {"schema": schema, "table": table, "scope": scope})
+        rows = _execute_prepared(conn, name, statement)
+        version_oid = setup.fetchone()[-1]
+        for key, owner_table, attributes, referenced in rows.fetchall():
             if key is None:
                 summary = attributes
                 continue
@@ -90,10 +94,10 @@ def read_snapshot(
             if owner_table is not None:
                 tables[key] = owner_table
             roles.update(referenced)
-        versions = _versions(conn, schema, table) if version_oid != "0" else ()
+        rows_of_versions = _versions(conn, schema, table) if versions and version_oid != "0" else ()
     snapshot = Snapshot(
         objects=dict(sorted(objects.items())),
-        versions=versions,
+        versions=rows_of_versions,
         roles=frozenset(roles),
         tables=dict(sorted(tables.items())),
     )

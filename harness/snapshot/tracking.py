@@ -132,11 +132,12 @@ def take_scoped_snapshot(
 ) -> ScopedRead:
     """The objects changed after log entry ``since``, or the whole schema when ``since`` is None.
 
-    ``roots`` are relations (``schema.table``) to read whatever the log says.
+    ``roots`` are relations (``schema.table``) to read whatever the log says. The version
+    table's rows are read with the whole schema only.
     """
     request = "" if since is None else json.dumps({"since": since, "roots": sorted(roots)})
     snapshot, summary = read_snapshot(conn, version_table, "harness_scoped_snapshot",
-                                      SCOPED_STATEMENT, request)
+                                      SCOPED_STATEMENT, request, versions=since is None)
     assert summary is not None, "the scoped statement always ends with its summary row"
     scope = None if summary["whole"] else Scope(frozenset(summary["roots"]), frozenset(summary["keys"]))
     return ScopedRead(snapshot, scope, summary["last"])
