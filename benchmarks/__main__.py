@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_INI = ROOT / "alembic.ini"
 
 PARTS = {
-    "schema snapshots": ("harness/snapshot/catalog.py", "read_snapshot"),
+    "schema snapshots": ("harness/snapshot/reader.py", "read_snapshot"),
     "migration steps (env.py runs)": ("harness/runner.py", "_execute"),
     "row captures (data check)": ("harness/invariants/data.py", "capture_rows"),
     "isolation checks": ("harness/invariants/isolation.py", "check_isolation"),

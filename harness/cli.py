@@ -16,10 +16,9 @@ from typing import Any, NoReturn, Sequence
 
 from . import commands
 from .errors import HarnessError
-from .machine import PROFILES
 from .failures import read_failure_file, write_failure_file
 from .progress import coverage_summary
-from .settings import load_settings
+from .settings import PROFILES, harness_path, load_settings
 
 EXIT_OK, EXIT_VIOLATED, EXIT_ERROR = 0, 1, 2
 
@@ -119,7 +118,7 @@ def _walk(args: argparse.Namespace) -> commands.RunResult:
     settings = _settings(args, args.config)
     return commands.walk(
         settings, profile=args.profile, seed=args.seed, max_examples=args.max_examples,
-        steps=args.steps, database_dir=Path(settings.alembic_ini).parent / ".harness" / "examples",
+        steps=args.steps, database_dir=harness_path(settings.alembic_ini, "examples"),
     )
 
 
@@ -157,7 +156,7 @@ def _report(args: argparse.Namespace) -> int:
 def _finish(result: commands.RunResult, args: argparse.Namespace) -> int:
     out = sys.stdout
     ini = Path(args.config).resolve() if args.config else None
-    failures_dir = getattr(args, "failures_dir", None) or (ini.parent / ".harness" / "failures" if ini else None)
+    failures_dir = getattr(args, "failures_dir", None) or (harness_path(ini, "failures") if ini else None)
     for failure in result.failures:
         print(failure.render(), file=out)
         if failures_dir is not None and result.command != "replay":

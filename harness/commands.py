@@ -18,7 +18,8 @@ from .baseline import Baseline
 from .failures import Failure, read_failure_file
 from .server import Server
 from .session import Session, open_session
-from .settings import Settings, load_settings
+from .seeding.overrides import Overrides
+from .settings import ProfileName, Settings, load_settings
 from .trial import Trial
 
 
@@ -74,11 +75,11 @@ class RunResult:
 def walk(
     settings: Settings,
     *,
-    profile: str = "ci",
+    profile: ProfileName = "ci",
     seed: int | None = None,
     max_examples: int | None = None,
     steps: int | None = None,
-    overrides: Any = None,
+    overrides: Overrides | None = None,
     database_dir: Path | None = None,
     server: Server | None = None,
     progress: bool | None = None,
@@ -86,8 +87,10 @@ def walk(
     """The random walk: Hypothesis chooses steps and rows; every failure comes back shrunk.
 
     Without ``seed`` a fresh one is drawn and failures saved in ``database_dir`` run first;
-    with one, the walk is that seed's walk exactly. ``progress``: a live line on stderr
-    (None: only when stderr is a terminal).
+    with one, the walk is that seed's walk exactly. ``profile`` sets the budget (see
+    :data:`~harness.settings.PROFILES`), ``max_examples`` and ``steps`` override it;
+    ``overrides`` gives strategies of your own for rows the catalog cannot describe.
+    ``progress``: a live line on stderr (None: only when stderr is a terminal).
     """
     from .machine import run_walk
     from .progress import Progress

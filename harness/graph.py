@@ -19,7 +19,6 @@ from __future__ import annotations
 import heapq
 import os
 import traceback
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Literal
 
@@ -62,10 +61,6 @@ class Step:
 
     def __str__(self) -> str:
         return f"{self.op} {self.revision}"
-
-
-class TooManyStates(HarnessError):
-    """The history has more reachable states than a caller is willing to enumerate."""
 
 
 class RevisionGraph:
@@ -246,32 +241,6 @@ class RevisionGraph:
         """Upgrades from base to ``state``, in topological order (ties broken by id)."""
         applied = self.applied(state)
         return [Step("upgrade", rev) for rev in self.revisions if rev in applied]
-
-    def reachable_states(self, limit: int = 10_000) -> list[State]:
-        """Every state reachable from base by single moves, base first, breadth-first.
-
-        Downgrades from a reachable state lead to states also reachable by upgrades, so only
-        upgrades are followed. Independent branches multiply the count (k branches of n
-        revisions give (n+1)^k states), hence ``limit``: past it :class:`TooManyStates`.
-        """
-        seen = {BASE}
-        order = [BASE]
-        queue = deque(order)
-        while queue:
-            state = queue.popleft()
-            for rev in self.upgrade_moves(state):
-                nxt = self.after_upgrade(state, rev)
-                if nxt not in seen:
-                    if len(seen) >= limit:
-                        raise TooManyStates(
-                            f"the history has more than {limit} reachable states",
-                            hint="independent branches multiply states; raise the limit or "
-                                 "walk the history randomly instead",
-                        )
-                    seen.add(nxt)
-                    order.append(nxt)
-                    queue.append(nxt)
-        return order
 
     # -- Alembic's own planning ------------------------------------------------------------
 

@@ -29,23 +29,12 @@ from . import seeding
 from .errors import HarnessError
 from .progress import Progress
 from .session import Session
+from .settings import PROFILES
 from .trial import LoggedStep, Trial
 from .violations import Violation
 
 if sys.version_info < (3, 11):  # pragma: no cover - the old-stack environment
     from exceptiongroup import BaseExceptionGroup
-
-PROFILES: dict[str, dict[str, Any]] = {
-    "dev": {"max_examples": 10, "stateful_step_count": 12},
-    "ci": {"max_examples": 30, "stateful_step_count": 20},
-    "nightly": {"max_examples": 100_000, "stateful_step_count": 60},
-}
-"""Budgets by use: a quick look at a desk, minutes in CI, hours at night."""
-
-SHRINK_SECONDS = {"dev": 30, "ci": 60, "nightly": 300}
-"""How long shrinking one failure may take. Every shrink attempt replays migrations (about
-50 ms a step), so Hypothesis's own 300 s bound would cost a CI run five minutes per defect."""
-
 
 class PropertyViolated(AssertionError):
     """An example broke a property; carries the violations and the steps that led there."""
@@ -217,14 +206,11 @@ def run_walk(
     """
     if profile not in PROFILES:
         raise HarnessError(f"unknown profile {profile!r}", hint=f"one of {', '.join(PROFILES)}")
-    budget = dict(PROFILES[profile])
-    if max_examples is not None:
-        budget["max_examples"] = max_examples
-    if steps is not None:
-        budget["stateful_step_count"] = steps
+    budget = PROFILES[profile]
     machine = build_machine(session, overrides, progress)
     run_settings = settings(
-        **budget,
+        max_examples=budget.max_examples if max_examples is None else max_examples,
+        stateful_step_count=budget.steps if steps is None else steps,
         deadline=None,
         derandomize=False,
         database=DirectoryBasedExampleDatabase(str(database_dir)) if database_dir else None,
@@ -235,7 +221,7 @@ def run_walk(
         print_blob=True,
     )
     try:
-        with _shrink_budget(SHRINK_SECONDS[profile]):
+        with _shrink_budget(budget.shrink_seconds):
             run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
     except WalkStopped as stopped:
         raise stopped.error from None

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from .errors import HarnessError
 from .server import Server, open_server
-from .settings import Settings, load_settings
+from .settings import Settings, harness_path, load_settings
 
 
 
@@ -103,7 +102,7 @@ def walk_test(alembic_ini: str | os.PathLike[str], **options: Any) -> Callable[.
         _report(_run(lambda: commands.walk(
             settings, profile=pytestconfig.getoption("harness_profile"),
             seed=None if base is None else base + harness_walker,
-            database_dir=Path(settings.alembic_ini).parent / ".harness" / "examples",
+            database_dir=harness_path(settings.alembic_ini, "examples"),
             server=harness_server, progress=False,
         )))
 

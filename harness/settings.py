@@ -22,6 +22,7 @@ else:  # pragma: no cover - exercised on the old-stack tox environment
     import tomli as tomllib
 
 ServerKind = Literal["embedded", "url", "container"]
+ProfileName = Literal["dev", "ci", "nightly"]
 EnvMode = Literal["project", "builtin"]
 ConnectionAttribute = Literal["connection", "engine"]
 
@@ -89,6 +90,38 @@ class Settings:
         """A copy with the options that are not None applied, validated like file settings."""
         given = {k: v for k, v in options.items() if v is not None}
         return _build(self, given, source="options")
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """A walk's budget: how many examples, how long each, how long shrinking one failure takes."""
+
+    max_examples: int
+    """Examples (fresh databases) to walk."""
+    steps: int
+    """Steps per example at most (Hypothesis' ``stateful_step_count``)."""
+    shrink_seconds: int
+    """Every shrink attempt replays migrations (about 50 ms a step), so Hypothesis's own 300 s
+    bound would cost a CI run five minutes per defect."""
+
+
+PROFILES: dict[str, Profile] = {
+    "dev": Profile(max_examples=10, steps=12, shrink_seconds=30),
+    "ci": Profile(max_examples=30, steps=20, shrink_seconds=60),
+    "nightly": Profile(max_examples=100_000, steps=60, shrink_seconds=300),
+}
+"""Budgets by use: a quick look at a desk, minutes in CI, hours at night. Here, not beside the
+machine, so that ``harness --help`` lists them without loading Hypothesis."""
+
+HARNESS_DIR = ".harness"
+"""The harness's own files, beside alembic.ini (a project adds it to .gitignore):
+``examples/``, Hypothesis' saved examples, which run first in the next walk, and
+``failures/``, the failure files ``harness replay`` reads."""
+
+
+def harness_path(alembic_ini: str | os.PathLike[str], part: Literal["examples", "failures"]) -> Path:
+    """Where the harness keeps ``part`` for the project of ``alembic_ini``."""
+    return Path(alembic_ini).parent / HARNESS_DIR / part
 
 
 def load_settings(alembic_ini: str | os.PathLike[str] | None = None, **options: Any) -> Settings:

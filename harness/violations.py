@@ -12,10 +12,6 @@ from typing import Any, Literal
 
 Property = Literal["schema", "column_order", "migration_error", "data", "tenant_isolation"]
 
-PROPERTIES: tuple[Property, ...] = (
-    "schema", "column_order", "migration_error", "data", "tenant_isolation",
-)
-
 
 @dataclasses.dataclass(frozen=True)
 class Violation:

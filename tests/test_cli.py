@@ -138,3 +138,19 @@ def test_python_dash_m_is_the_same_command():
     assert done.returncode == 0
     for option in ("--profile", "--seed", "--max-examples", "--steps", "--json", "--report", "--database-url"):
         assert option in done.stdout
+
+
+def test_help_loads_no_hypothesis():
+    """Listing the commands and profiles must not pay the second it takes to import Hypothesis."""
+    code = (
+        "import sys\n"
+        "from harness.cli import main\n"
+        "try:\n"
+        "    main(['walk', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'hypothesis' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "nightly" in done.stdout

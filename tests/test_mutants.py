@@ -16,10 +16,10 @@ import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
 from harness.commands import sweep
-from harness.machine import PROFILES, PropertyViolated, build_machine
+from harness.machine import PropertyViolated, build_machine
 from harness.server import Server
 from harness.session import open_session
-from harness.settings import Settings, load_settings
+from harness.settings import PROFILES, Settings, load_settings
 from harness.violations import Violation
 
 from mutants import MUTANTS, Mutant, with_role
@@ -38,7 +38,7 @@ def run_walk(settings: Settings, server: Server, name: str) -> list[Violation]:
     """
     budget = PROFILES["ci"]
     run_settings = hypothesis.settings(
-        max_examples=budget["max_examples"], stateful_step_count=budget["stateful_step_count"],
+        max_examples=budget.max_examples, stateful_step_count=budget.steps,
         phases=[hypothesis.Phase.generate], deadline=None, database=None,
         suppress_health_check=list(hypothesis.HealthCheck), report_multiple_bugs=False,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from harness.report.filling import fill
+from harness.seeding.filling import fill
 from harness.session import open_session
 from harness.settings import load_settings
 

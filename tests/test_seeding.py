@@ -11,6 +11,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,12 +32,10 @@ from harness.seeding import (
     Hints,
     Overrides,
     SeedResult,
-    _check_hints,
-    _orderings,
-    _python_regex,
     read_catalog,
     seed_rows,
 )
+from harness.seeding.hints import check_hints, orderings, python_regex
 from harness.server import Database
 from projects import DRIVER
 
@@ -244,22 +244,37 @@ def test_catalog_describes_types_keys_and_constraints(schema_conn: psycopg.Conne
     ],
 )
 def test_hints_from_deparsed_checks(definition: str, column: str, expected: Hints | None) -> None:
-    assert _check_hints(definition, {column}).get(column) == expected
+    assert check_hints(definition, {column}).get(column) == expected
+
+
+def test_the_database_side_of_seeding_never_loads_hypothesis() -> None:
+    """The report's filler and anything reading the catalog must not pay for Hypothesis (nor
+    depend on it): only the strategies and the row drawer load it, and only when used."""
+    code = (
+        "import sys\n"
+        "import harness.seeding, harness.seeding.hints, harness.seeding.catalog\n"
+        "import harness.seeding.insert, harness.seeding.filling\n"
+        "from harness import DEFAULT, Overrides\n"
+        "assert 'hypothesis' not in sys.modules, 'loaded on import'\n"
+        "harness.seeding.seed_rows\n"
+        "assert 'hypothesis' in sys.modules, 'seed_rows reachable'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 def test_hint_regexes_match_what_postgresql_accepts(pg_conn: psycopg.Connection) -> None:
     """A trailing $ in PostgreSQL does not match before a final newline; Python's does."""
-    regex = _python_regex("^[a-z]+$", "~")
+    regex = python_regex("^[a-z]+$", "~")
     assert regex is not None and re.search(regex, "abc\n") is None
     assert not pg_conn.execute("SELECT E'abc\\n' ~ '^[a-z]+$'").fetchone()[0]
 
 
 def test_orderings_from_column_comparisons() -> None:
     columns = {"period_start", "period_end", "started_at", "finished_at"}
-    assert list(_orderings("CHECK ((period_end > period_start))", columns)) == [
+    assert list(orderings("CHECK ((period_end > period_start))", columns)) == [
         ("period_start", "period_end")
     ]
-    assert list(_orderings(
+    assert list(orderings(
         "CHECK (((finished_at IS NULL) OR ((started_at IS NOT NULL) AND (finished_at >= started_at))))",
         columns,
     )) == [("started_at", "finished_at")]

@@ -73,7 +73,7 @@ SELECT n.nspname, c.relname, c.relkind,
 
 
 @dataclasses.dataclass(frozen=True)
-class Column:
+class ComparedColumn:
     """A column as data comparison needs it: name, declared type, type category."""
 
     name: str
@@ -86,7 +86,7 @@ class Column:
 class TableRows:
     """Every row of one table, each as the text of its values in column order."""
 
-    columns: tuple[Column, ...]
+    columns: tuple[ComparedColumn, ...]
     rows: tuple[Row, ...]
 
 
@@ -114,7 +114,7 @@ def capture_rows(
     with conn.transaction():
         conn.execute(_SESSION)
         tables = [
-            ((schema, name), kind, tuple(map(Column, names, types, categories)))
+            ((schema, name), kind, tuple(map(ComparedColumn, names, types, categories)))
             for schema, name, kind, names, types, categories in conn.execute(_TABLES)
             if (schema, name) not in excluded
         ]
@@ -139,7 +139,7 @@ def capture_rows(
 
 
 def _select_as_text(
-    index: int, name: TableName, kind: str, columns: tuple[Column, ...]
+    index: int, name: TableName, kind: str, columns: tuple[ComparedColumn, ...]
 ) -> sql.Composed:
     # ONLY keeps rows of an inheritance child from being counted in its parent too; a
     # partitioned table must be read with its partitions, which is the point of reading it.
@@ -211,7 +211,7 @@ def _compare(
 
 
 def _difference(
-    old: TableRows, new: TableRows, columns: list[Column]
+    old: TableRows, new: TableRows, columns: list[ComparedColumn]
 ) -> tuple[list[Row], list[Row]]:
     """Rows of ``old`` missing from ``new`` and the reverse, projected on ``columns``.
 
@@ -227,7 +227,7 @@ def _difference(
 
 
 def _by_key(
-    table: TableRows, columns: list[Column], normalizers: list[Callable[[str], str] | None]
+    table: TableRows, columns: list[ComparedColumn], normalizers: list[Callable[[str], str] | None]
 ) -> dict[Row, list[Row]]:
     positions = [[c.name for c in table.columns].index(c.name) for c in columns]
     normalizing = any(normalizers)
@@ -254,7 +254,7 @@ def _as_number(text: str) -> str:
 
 
 def _violation(
-    name: TableName, columns: list[Column], lost: list[Row], appeared: list[Row],
+    name: TableName, columns: list[ComparedColumn], lost: list[Row], appeared: list[Row],
     revision: str | None, action: str,
 ) -> Violation:
     lost_rows = _examples(columns, lost)
@@ -283,13 +283,13 @@ def _qualified(name: TableName) -> str:
     return ".".join(name)
 
 
-def _examples(columns: list[Column], rows: list[Row]) -> list[dict[str, Any]]:
+def _examples(columns: list[ComparedColumn], rows: list[Row]) -> list[dict[str, Any]]:
     """A few rows as JSON objects, in a stable order so lost and new rows of one key line up."""
     shown = ({c.name: _json_value(c, v) for c, v in zip(columns, row)} for row in rows)
     return heapq.nsmallest(EXAMPLES, shown, key=json.dumps)
 
 
-def _json_value(column: Column, value: Value) -> Any:
+def _json_value(column: ComparedColumn, value: Value) -> Any:
     """Integers and booleans as JSON ones, everything else as PostgreSQL's text for it."""
     if value is not None and column.category == "N" and value.lstrip("-").isdigit():
         return int(value)

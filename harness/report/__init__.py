@@ -21,8 +21,8 @@ from ..server import Server
 from ..session import open_session
 from ..settings import Settings
 from . import (
-    backup, credentials, dependencies, destructive, isolation, locks, reversibility, rollback,
-    schema, timing,
+    backup, credentials, dependencies, destructive, locks, reversibility, rollback, schema,
+    tenancy, timing,
 )
 from .context import Context, Options
 from .model import NOT_APPLICABLE, VERIFIED, VIOLATED, Report, Section, Status
@@ -40,7 +40,7 @@ CHECKS: tuple[Callable[[Context], Section], ...] = (
     locks.check,
     timing.check,
     backup.check,
-    isolation.check,
+    tenancy.check,
 )
 """The sections in the order of the document."""
 

@@ -19,7 +19,7 @@ from ..invariants import isolation
 from ..references import Unreachable
 from ..server import Database
 from ..session import Session
-from .filling import Filled, fill
+from ..seeding.filling import Filled, fill
 from .runs import RevisionRun, gather
 
 

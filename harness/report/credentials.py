@@ -35,7 +35,7 @@ _GENERIC_LOGINS = {("user", "pass"), ("user", "password"), ("username", "passwor
 
 
 @dataclasses.dataclass(frozen=True)
-class Finding:
+class ExposedSecret:
     path: str
     line: int
     kind: str
@@ -70,12 +70,12 @@ def check(ctx: Context) -> Section:
                    (command,))
 
 
-def scan(path: Path, *, shown: str) -> list[Finding]:
+def scan(path: Path, *, shown: str) -> list[ExposedSecret]:
     """Every credential-looking literal in one file."""
     ini = path.suffix == ".ini"
     text = path.read_text(encoding="utf-8", errors="replace")
     return [
-        Finding(shown, number, kind, line.strip().replace(secret, "***"))
+        ExposedSecret(shown, number, kind, line.strip().replace(secret, "***"))
         for number, line in enumerate(text.splitlines(), start=1)
         for kind, secret in _secrets(line, ini=ini)
     ]

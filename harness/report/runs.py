@@ -37,7 +37,7 @@ from ..server import Database
 from ..snapshot import take_snapshot
 from ..violations import Violation
 from . import dataloss, lockprobe
-from .filling import Filled
+from ..seeding.filling import Filled
 from .lockwatch import Commit, watch_commits
 
 if TYPE_CHECKING:

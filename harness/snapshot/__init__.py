@@ -9,7 +9,7 @@ the database's name, ACL entry order, row order) is normalised away and nothing 
 
 from __future__ import annotations
 
-from .catalog import SnapshotError, take_snapshot
+from .reader import SnapshotError, take_snapshot
 from .diff import diff_snapshots, format_diff
 from .model import Difference, Snapshot
 from .tracking import Scope, ScopedRead, install_tracking, take_scoped_snapshot

@@ -23,7 +23,7 @@ from typing import Iterable
 
 import psycopg
 
-from .catalog import read_snapshot
+from .reader import read_snapshot
 from .model import Snapshot
 from .queries import SCOPED_STATEMENT, TRACKING_SCHEMA
 

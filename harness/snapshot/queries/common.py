@@ -8,7 +8,7 @@ constraints, indexes or grants reach a snapshot; its oid comes from the transact
 ``harness.snapshot_version_table``, which keeps the statement free of parameters (its ``%`` signs
 are SQL, not placeholders).
 
-Names are read with ``search_path = pg_catalog`` (set by :mod:`..catalog`), so every object
+Names are read with ``search_path = pg_catalog`` (set by :mod:`..reader`), so every object
 outside ``pg_catalog`` comes back schema-qualified from ``format_type``, ``regprocedure`` and the
 ``pg_get_*def`` functions, whatever the caller's search path was.
 """

@@ -2,10 +2,10 @@
 
 The report needs non-empty tables, not edge cases: migrations that rewrite a table, copy it into
 a materialized view, take its locks or dump it behave differently on rows than on nothing.
-Hypothesis' seeding (``harness.seeding``) is built to find edge cases and needs a ``draw``;
-the report is not a search and only ``seeding`` and ``machine`` may know Hypothesis, so this
-module fills tables with plain values from ``random.Random``, driven by the same catalog model
-(:func:`harness.seeding.read_catalog`: types, CHECK hints, foreign keys, unique keys).
+Hypothesis' seeding (:mod:`.rows`) is built to find edge cases and needs a ``draw``; the
+report is not a search and never loads Hypothesis, so this module fills tables with plain values
+from ``random.Random``, driven by the same catalog model (:func:`.catalog.read_catalog`: types,
+CHECK hints, foreign keys, unique keys).
 
 As in seeding, the database is the judge: every row goes in inside its own savepoint, a row it
 refuses is tried again with other values a few times and otherwise counted as rejected. The
@@ -27,7 +27,8 @@ from typing import Any, Callable, Iterable, Sequence
 import psycopg
 from psycopg import sql
 
-from ..seeding import Column, ForeignKey, Hints, Table, TypeInfo, read_catalog
+from .catalog import Column, ForeignKey, Table, TypeInfo, read_catalog
+from .hints import Hints
 
 ATTEMPTS = 30
 """Candidates per row: CHECKs that tie columns together accept a fraction of random rows."""

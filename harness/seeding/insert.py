@@ -1,0 +1,154 @@
+"""One INSERT at a time, each undone alone when the database refuses it, and the parent-key pool.
+
+Both row makers -- Hypothesis' (:mod:`.rows`) and the report's deterministic filler
+(:mod:`.filling`) -- insert through an :class:`Inserter`: the database is the only judge of
+validity, so a refused row is an answer (:class:`Refused`), not an error, and it must undo
+nothing but itself. psycopg only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+from psycopg.types.json import Json, Jsonb
+
+from .catalog import Column, ForeignKey, Table
+
+__all__ = ["DEFAULT", "PHYSICAL_ORDER", "POOL_LIMIT", "Inserter", "Refused", "as_text"]
+
+
+class _Default:
+    """Leave the column out of the INSERT so that its default (or identity) applies."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _Default()
+"""A column value meaning "omit the column", also in overrides (``st.just(DEFAULT)``)."""
+
+POOL_LIMIT = 500
+"""Parent rows a foreign key chooses among: the first ones, in physical order."""
+PHYSICAL_ORDER = sql.SQL("tableoid::regclass::text, ctid")
+"""Rows in the order they were written: the same on every replay of an example."""
+# Refusals about the row's values: data exceptions (22), integrity violations (23, which
+# include "no partition for row"), program limits (54: index row too large) and a trigger's
+# RAISE (P0). Anything else is the harness's or the server's problem and propagates.
+_REJECTED_CLASSES = ("22", "23", "54", "P0")
+
+
+class Refused(Exception):
+    """The database refused the row; ``str()`` is the error class and constraint name."""
+
+
+def as_text(columns: Iterable[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns)
+
+
+class Inserter:
+    """Inserts rows on one cursor and keeps the pools of parent keys they draw from.
+
+    ``cursor``'s connection may be idle in autocommit mode (each row its own transaction) or
+    inside a transaction (each row its own savepoint).
+    """
+
+    def __init__(self, cursor: psycopg.Cursor) -> None:
+        self.conn = cursor.connection
+        self.cursor = cursor
+        self.pools: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
+        self.statements: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def pool(self, fk: ForeignKey) -> list[tuple[Any, ...]]:
+        """Key values of existing parent rows, as text, in physical order; rows this inserter
+        adds to the parent join the end.
+
+        Physical order (not key order) keeps replays identical when keys are random defaults
+        such as gen_random_uuid(): the n-th row is the same row each time.
+        """
+        pool_key = (fk.parent, fk.parent_columns)
+        if pool_key not in self.pools:
+            query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {}").format(
+                as_text(fk.parent_columns),
+                sql.Identifier(fk.parent_schema, fk.parent_name),
+                sql.SQL(" AND ").join(
+                    sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in fk.parent_columns
+                ),
+                PHYSICAL_ORDER,
+                sql.Literal(POOL_LIMIT),
+            )
+            self.pools[pool_key] = self.run(query, ()).fetchall()
+        return self.pools[pool_key]
+
+    def insert(self, table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert one row (columns absent or :data:`DEFAULT` left out) and return it as the
+        database stored it: JSON columns as JSON values, every other column as text.
+
+        Raises :class:`Refused` when the database refuses the row's values.
+        """
+        columns = tuple(
+            c.name for c in table.columns
+            if c.insertable and c.name in values and values[c.name] is not DEFAULT
+        )
+        statement = self._statement(table, columns)
+        params = [_adapt(table.column(c), values[c]) for c in columns]
+        try:
+            cursor = self.run(statement, params)
+        except psycopg.Error as exc:
+            if not (exc.sqlstate or "").startswith(_REJECTED_CLASSES):
+                raise
+            raise Refused(f"{type(exc).__name__} {exc.diag.constraint_name or ''}".rstrip()) from None
+        record = dict(zip((c.name for c in table.columns), cursor.fetchone()))
+        for (parent, keys), pool in self.pools.items():
+            if parent == table.key and all(record.get(c) is not None for c in keys):
+                pool.append(tuple(record[c] for c in keys))
+        return record
+
+    def run(self, query: sql.Composable | str, params: Sequence[Any]) -> psycopg.Cursor:
+        """Run one statement so that its failure undoes only itself.
+
+        Never as a server-side prepared statement: a prepared ``%s::status`` keeps the oid
+        of the type it was prepared with, and migrations drop and re-create types on another
+        connection, unseen by psycopg ("cache lookup failed for type" ever after).
+        """
+        if self.conn.autocommit and self.conn.info.transaction_status == TransactionStatus.IDLE:
+            return self.cursor.execute(query, params, prepare=False)
+        with self.conn.transaction():
+            return self.cursor.execute(query, params, prepare=False)
+
+    def _statement(self, table: Table, columns: tuple[str, ...]) -> str:
+        """The INSERT for these columns, rendered once: psycopg would otherwise compose the
+        identifiers again on every execution."""
+        cache_key = (table.key, columns)
+        if cache_key not in self.statements:
+            target = sql.Identifier(table.schema, table.name)
+            if columns:
+                # Casts come from format_type, which quotes as SQL needs; '%' would be read
+                # as a placeholder.
+                body = sql.SQL("({}) VALUES ({})").format(
+                    sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+                    sql.SQL(", ").join(
+                        sql.SQL("%s::" + table.column(c).cast.replace("%", "%%")) for c in columns
+                    ),
+                )
+            else:
+                body = sql.SQL("DEFAULT VALUES")
+            # The whole row, for the record and the parent key pools.
+            returned = sql.SQL(", ").join(
+                sql.SQL("{}::jsonb" if c.type.kind in ("json", "jsonb") else "{}::text").format(
+                    sql.Identifier(c.name)
+                )
+                for c in table.columns
+            )
+            statement = sql.SQL("INSERT INTO {} {} RETURNING {}").format(target, body, returned)
+            self.statements[cache_key] = statement.as_string(self.conn)
+        return self.statements[cache_key]
+
+
+def _adapt(column: Column, value: Any) -> Any:
+    """Plain dicts and lists from overrides become JSON for json columns."""
+    if column.type.kind in ("json", "jsonb") and isinstance(value, (dict, list, int, float, bool)):
+        return (Jsonb if column.type.kind == "jsonb" else Json)(value)
+    return value
