@@ -13,7 +13,9 @@ Sections:
   which must stay flat (linear growth) rather than grow with the history (quadratic).
 - alternative: pytest-alembic's two round-trip tests on the ``--compare-at`` history.
 - profile: where the sweep's time goes on that history, by the harness's own parts.
-- walk: migration steps per second on the bundled history, and the cost of a fresh example.
+- walk: migration steps per second on the bundled history and on the generated 100-revision
+  one, each against the floor's on the same history, and the cost of a fresh example.
+- shrink: one walk of the data mutant of tests/mutants.py until its failure is shrunk.
 - snapshot: ``take_snapshot`` against the number of tables (see ``bench_snapshot.py``).
 - server: starting and stopping the embedded server, the fixed cost of every run.
 - seeding: rows per second and the share of inserts the database refuses, on the bundled
@@ -38,14 +40,17 @@ import statistics
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
 import psycopg
 
 from harness.commands import sweep, walk
+from harness.machine import run_walk
+from harness.progress import Progress
 from harness.server import Server, open_server
-from harness.session import Session
+from harness.session import Session, open_session
 from harness.settings import Settings, load_settings
 from harness.snapshot import take_snapshot
 from harness.trial import Trial
@@ -62,7 +67,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_INI = ROOT / "alembic.ini"
 
 PARTS = {
-    "schema snapshots": ("harness/snapshot/reader.py", "take_snapshot"),
+    "schema snapshots": ("harness/snapshot/reader.py", "read_snapshot"),
     "migration steps (env.py runs)": ("harness/runner.py", "_execute"),
     "row captures (data check)": ("harness/invariants/data.py", "capture_rows"),
     "isolation checks": ("harness/invariants/isolation.py", "check_isolation"),
@@ -73,13 +78,17 @@ PARTS = {
 """The sweep's parts whose cumulative time the profile reports (none calls another)."""
 
 
+OPTIONS: dict[str, Any] = {}
+"""Settings every benchmarked run gets (``--scoped-off``)."""
+
+
 def median_of(repeat: int, action: Callable[[], float]) -> float:
     return statistics.median(action() for _ in range(repeat))
 
 
 def timed_sweep(server: Server, ini: Path) -> float:
     started = time.perf_counter()
-    result = sweep(load_settings(ini), server=server)
+    result = sweep(load_settings(ini, **OPTIONS), server=server)
     elapsed = time.perf_counter() - started
     if not result.ok:
         raise RuntimeError(f"the sweep of {ini} found something: {[v.headline() for v in result.violations]}")
@@ -133,12 +142,25 @@ def bench_profile(server: Server, work: Path, n: int) -> dict[str, Any]:
     return {"revisions": n, "profiled_s": total, "shares": {k: v / total for k, v in parts.items()}}
 
 
-def bench_walk(server: Server, examples: int) -> dict[str, Any]:
-    settings = load_settings(BUNDLED_INI)
+def walk_against_floor(server: Server, ini: Path) -> dict[str, Any]:
+    """The walk's migration steps per second on ``ini``, seeding and checks included, against
+    the floor's on the same history and server (a linear history: the floor runs it up, down, up)."""
     started = time.perf_counter()
-    result = walk(settings, profile="dev", seed=20261115, server=server)
+    result = walk(load_settings(ini, **OPTIONS), profile="dev", seed=20261115, server=server)
     took = time.perf_counter() - started
+    if not result.ok:
+        raise RuntimeError(f"the walk of {ini} found something: {[v.headline() for v in result.violations]}")
+    floor_steps = 3 * len(Session(load_settings(ini), server).project.graph.revisions)
+    floor = median_of(3, lambda: floor_on_fresh_database(server, ini))
     steps = result.coverage["steps"]
+    return {"walk_s": took, "migration_steps": steps, "steps_per_s": steps / took,
+            "floor_steps_per_s": floor_steps / floor, "per_step_ratio": (floor_steps / floor) / (steps / took)}
+
+
+def bench_walk(server: Server, work: Path, examples: int) -> dict[str, Any]:
+    settings = load_settings(BUNDLED_INI)
+    bundled = walk_against_floor(server, BUNDLED_INI)
+    generated = walk_against_floor(server, write_history(work / "history-walk-100", 100))
     session = Session(settings, server)
     try:
         session.references.template(frozenset())
@@ -151,9 +173,40 @@ def bench_walk(server: Server, examples: int) -> dict[str, Any]:
         fresh = [fresh_example() for _ in range(examples)]
     finally:
         session.close()
-    return {"profile": "dev", "walk_s": took, "migration_steps": steps, "steps_per_s": steps / took,
+    return {"profile": "dev", **bundled, "generated_100": generated,
             "fresh_example_ms": statistics.median(fresh) * 1000,
             "fresh_example_p90_ms": sorted(fresh)[int(len(fresh) * 0.9)] * 1000}
+
+
+def bench_shrink(server: Server, work: Path) -> dict[str, Any]:
+    """One walk of the data mutant of tests/mutants.py to its shrunk failure: examples, seconds."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from mutants import MUTANTS, with_role
+    from projects import make_project
+
+    mutant = next(m for m in MUTANTS if m.property == "data")
+    ini = make_project(work / "shrink", with_role(mutant.revisions, "harness_bench_app"), env=mutant.env)
+    counter = _ExampleCounter()
+    started = time.perf_counter()
+    with open_session(load_settings(ini, **{**mutant.settings, **OPTIONS}), server) as session:
+        # The seed tests/test_mutants.py walks it with, known to find it.
+        outcome = run_walk(session, seed_value=zlib.crc32(mutant.id.encode()), profile="ci", progress=counter)
+    took = time.perf_counter() - started
+    if not outcome.failures:
+        raise RuntimeError(f"the walk missed {mutant.id}")
+    return {"mutant": mutant.id, "examples": counter.examples, "seconds": took,
+            "shrunk_steps": len(outcome.failures[0].steps)}
+
+
+class _ExampleCounter(Progress):
+    """Counts the examples a walk runs (generation and every shrink attempt), prints nothing."""
+
+    def __init__(self) -> None:
+        super().__init__([], enabled=False)
+        self.examples = 0
+
+    def example(self, coverage: Any) -> None:
+        self.examples += 1
 
 
 def bench_snapshots(server: Server, tables: list[int], repeat: int) -> list[dict[str, Any]]:
@@ -209,9 +262,15 @@ def render(results: dict[str, Any]) -> str:
                   sorted(p["shares"].items(), key=lambda item: -item[1])]
     if results.get("walk") and "error" not in results["walk"]:
         w = results["walk"]
-        lines += ["", f"walk (bundled history, profile {w['profile']}): {w['migration_steps']} migration steps "
-                      f"in {w['walk_s']:.1f} s = {w['steps_per_s']:.1f} steps/s; fresh example "
-                      f"{w['fresh_example_ms']:.1f} ms median, {w['fresh_example_p90_ms']:.1f} ms p90"]
+        for label, entry in (("bundled history", w), ("generated 100 revisions", w["generated_100"])):
+            lines += [f"walk ({label}, profile {w['profile']}): {entry['migration_steps']} migration steps in "
+                      f"{entry['walk_s']:.1f} s = {entry['steps_per_s']:.1f} steps/s; floor "
+                      f"{entry['floor_steps_per_s']:.1f} steps/s; per-step cost {entry['per_step_ratio']:.1f}x the floor's"]
+        lines += [f"fresh example {w['fresh_example_ms']:.1f} ms median, {w['fresh_example_p90_ms']:.1f} ms p90"]
+    if results.get("shrink") and "error" not in results["shrink"]:
+        k = results["shrink"]
+        lines += ["", f"shrink ({k['mutant']}, profile ci): {k['examples']} examples (generation and shrink "
+                      f"attempts) in {k['seconds']:.1f} s, shrunk to {k['shrunk_steps']} steps"]
     if results.get("snapshot") and "error" not in results["snapshot"]:
         lines += ["", "| tables | snapshot, new connection (ms) | snapshot, warm connection (ms) |",
                   "|---:|---:|---:|"]
@@ -256,18 +315,22 @@ def main() -> None:
         failures(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--revisions", type=int, nargs="+", default=[50, 100, 200, 400])
+    parser.add_argument("--revisions", type=int, nargs="+", default=[100, 400])
     parser.add_argument("--compare-at", type=int, default=100, help="history length for pytest-alembic and the profile")
     parser.add_argument("--repeat", type=int, default=3, help="runs per median of the floor and the snapshots (a sweep runs once)")
     parser.add_argument("--tables", type=int, nargs="+", default=[10, 100, 300])
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["scale", "alternative", "profile", "walk", "snapshot", "server", "seeding"])
+                        choices=["scale", "alternative", "profile", "walk", "shrink", "snapshot", "server", "seeding"])
     parser.add_argument("--quick", action="store_true", help="50 and 100 revisions, one run each, no profile")
+    parser.add_argument("--scoped-off", action="store_true", help="every snapshot whole (scoped_snapshots = false)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "speed.json")
     args = parser.parse_args()
+    if args.scoped_off:
+        OPTIONS["scoped_snapshots"] = False
     if args.quick:
         args.revisions, args.repeat, args.skip = [50, 100], 1, [*args.skip, "profile"]
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+    results: dict[str, Any] = {"options": dict(OPTIONS),
+                               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                            "load_before": [round(x, 2) for x in os.getloadavg()]}}
     with open_server(Settings()) as server, tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
         work = Path(tmp)
@@ -276,7 +339,8 @@ def main() -> None:
         section(results, "scale", args.skip, lambda: bench_scale(server, work, args.revisions, args.repeat))
         section(results, "alternative", args.skip, lambda: bench_alternative(server, work, args.compare_at))
         section(results, "profile", args.skip, lambda: bench_profile(server, work, args.compare_at))
-        section(results, "walk", args.skip, lambda: bench_walk(server, examples=30))
+        section(results, "walk", args.skip, lambda: bench_walk(server, work, examples=30))
+        section(results, "shrink", args.skip, lambda: bench_shrink(server, work))
         section(results, "snapshot", args.skip, lambda: bench_snapshots(server, args.tables, args.repeat * 3))
         section(results, "seeding", args.skip, lambda: bench_seeding(server, work, examples=10))
     section(results, "server", args.skip, lambda: bench_server(args.repeat * 3))

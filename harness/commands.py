@@ -205,6 +205,10 @@ def replay(path: Path, settings: Settings | None = None, server: Server | None =
                 if violations:
                     found = defects(violations, recorded.start, tuple(trial.log))
                     return _result("replay", session, started, found)
+            violations = trial.finish()
+            if violations:
+                return _result("replay", session, started,
+                               defects(violations, recorded.start, tuple(trial.log)))
         finally:
             trial.close()
         return _result("replay", session, started, [])

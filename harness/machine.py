@@ -144,6 +144,7 @@ def build_machine(
             if clock is not None:
                 clock.examples += 1
             self.session, self.progress = session, progress
+            self.failed = False
             try:
                 self.trial = Trial(session, start)
             except Exception as exc:
@@ -214,11 +215,14 @@ def build_machine(
 
         def _check(self, violations: list[Violation]) -> None:
             if violations:
+                self.failed = True
                 raise PropertyViolated(violations, list(self.trial.log), list(self.trial.path))
 
         def teardown(self) -> None:
             try:
                 _observe(self.trial.log)
+                if not self.failed:
+                    self._check(self.trial.finish())
             finally:
                 self.trial.close()
 

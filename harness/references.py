@@ -17,7 +17,7 @@ from .graph import State, Step
 from .project import Project
 from .runner import StepOutcome
 from .server import Database, Server
-from .snapshot import Snapshot, take_snapshot
+from .snapshot import Snapshot, diff_snapshots, take_snapshot
 
 T = TypeVar("T")
 
@@ -90,6 +90,10 @@ class References:
             server, project, start=lambda: self._store(frozenset(), server.create_database()),
             advanced=self._store, failed=self._fail, database=lambda name: name,
         )
+        self._shortcuts: dict[State, str] = {}
+        self._visited: set[State] = set()
+        self._roots_between: dict[frozenset[State], frozenset[str]] = {}
+        self._structural: dict[frozenset[State], frozenset[str]] = {}
 
     def template(self, state: State) -> str:
         """The name of a database at ``state``; clone it, never connect to it for long."""
@@ -103,6 +107,80 @@ class References:
             self.template(state)
         return self._snapshots[state]
 
+    def database_at(self, state: State) -> str:
+        """The name of a database at ``state`` to read from (clone it, never connect for long).
+
+        Not a reference: where ``state`` has no template yet, the nearest template on its
+        canonical path is cloned and the remaining steps run in one env.py run, as one
+        ``alembic upgrade`` would, with no template or snapshot of the states in between. The
+        isolation setup is read this way at the heads before the first step of a run; building
+        every template up to the heads would cost a clone and a snapshot per revision. Should
+        that one run fail (a revision that needs the previous one committed), the templates are
+        built step by step instead.
+        """
+        if state in self._chain.kept:
+            return self._chain.kept[state]
+        if state not in self._shortcuts:
+            start, steps = self._nearest(state)
+            if not steps:
+                return self.template(state)
+            database = self._server.create_database(template=self.template(start))
+            with self._project.runner(database) as runner:
+                outcome = runner.run(steps)
+            if not outcome.ok:
+                self._server.drop_database(database.name)
+                return self.template(state)
+            self._shortcuts[state] = database.name
+        return self._shortcuts[state]
+
+    def _nearest(self, state: State) -> tuple[State, list[Step]]:
+        """The last state with a template on the canonical path to ``state``, and the rest."""
+        graph = self._project.graph
+        path = graph.canonical_path(state)
+        current: State = frozenset()
+        start, rest = current, path
+        for index, step in enumerate(path):
+            current = graph.after_upgrade(current, step.revision)
+            if current in self._chain.kept:
+                start, rest = current, path[index + 1:]
+        return start, rest
+
+    def has_snapshot(self, state: State) -> bool:
+        """Whether the reference of ``state`` is known without building anything."""
+        return state in self._snapshots
+
+    def first_visit(self, state: State) -> bool:
+        """True the first time a trial of this run reaches ``state``, False afterwards."""
+        first = state not in self._visited
+        self._visited.add(state)
+        return first
+
+    def roots_between(self, a: State, b: State) -> frozenset[str]:
+        """The relations (``schema.table``) whose objects differ between two references.
+
+        A database that matched ``a``'s reference and then changed only what its change log
+        says needs, to be compared with ``b``'s, those relations read too.
+        """
+        key = frozenset((a, b))
+        if key not in self._roots_between:
+            first, second = self.snapshot(a), self.snapshot(b)
+            self._roots_between[key] = frozenset(
+                table for snapshot, other in ((first, second), (second, first))
+                for obj, table in snapshot.tables.items() if snapshot.objects[obj] != other.objects.get(obj)
+            )
+        return self._roots_between[key]
+
+    def structural_tables(self, a: State, b: State) -> frozenset[str]:
+        """Tables whose structure (definition, columns, constraints) differs between two
+        references: the tables a step between the two states may rewrite. Computed once per pair."""
+        key = frozenset((a, b))
+        if key not in self._structural:
+            self._structural[key] = frozenset(
+                table for diff in diff_snapshots(self.snapshot(a), self.snapshot(b))
+                if (table := diff.table) is not None
+            )
+        return self._structural[key]
+
     def adopt(self, state: State, snapshot: Snapshot) -> None:
         """Take ``snapshot`` as the reference of ``state`` without building its template.
 
@@ -114,9 +192,10 @@ class References:
         self._snapshots.setdefault(state, snapshot)
 
     def close(self) -> None:
-        for name in self._chain.kept.values():
+        for name in [*self._chain.kept.values(), *self._shortcuts.values()]:
             self._server.drop_database(name)
         self._chain.kept.clear()
+        self._shortcuts.clear()
 
     def _fail(self, state: State, step: Step, outcome: StepOutcome) -> str:
         self._unreachable[state] = Unreachable(step, outcome)

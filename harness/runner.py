@@ -22,9 +22,12 @@ migrations, and is fixed by a setting, which the error names.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from types import CodeType
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
@@ -42,6 +45,7 @@ from .graph import Op, RevisionGraph, Step, source_location
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext, RevisionStep
+    from alembic.script import ScriptDirectory
     from sqlalchemy.engine import URL, Connection
 
 SQLALCHEMY_2 = int(sa.__version__.split(".")[0]) >= 2
@@ -200,9 +204,7 @@ class Runner:
 
     def current(self) -> frozenset[str]:
         """The rows of ``alembic_version`` now (empty when the table does not exist)."""
-        conn = self._connection()
-        with _ended(conn):
-            return self._read_heads(conn)
+        return self._read_heads(self._connection())
 
     # -- one env.py run --------------------------------------------------------------------
 
@@ -210,6 +212,10 @@ class Runner:
         if self._conn is None or self._conn.closed or self._conn.invalidated:
             try:
                 self._conn = self._engine.connect()
+                # Read once per connection: a step cut off mid-statement has this backend ended,
+                # so that its locks go with it.
+                with _ended(self._conn):
+                    self._backend_pid = self._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
             except sa.exc.DBAPIError as exc:
                 raise HarnessError(
                     f"cannot connect to {make_url(self.url).render_as_string()}: "
@@ -238,12 +244,13 @@ class Runner:
             ) from exc
 
     def _reset(self, conn: Connection) -> Connection:
-        with conn.begin():
-            conn.exec_driver_sql("SET SESSION AUTHORIZATION DEFAULT")
-            conn.exec_driver_sql("RESET ALL")
-            conn.exec_driver_sql("DISCARD TEMP")
-            conn.exec_driver_sql(f"SET statement_timeout = {self.statement_timeout_ms}")
-            self._backend_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        statements = ("SET SESSION AUTHORIZATION DEFAULT", "RESET ALL", "DISCARD TEMP",
+                      f"SET statement_timeout = {self.statement_timeout_ms}")
+        # One round trip instead of six (BEGIN, four statements, COMMIT) where the driver can.
+        if _in_autocommit(conn, "; ".join(statements)) is None:
+            with conn.begin():  # a legacy 1.4 connection has no commit()
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
         return conn
 
     def _execute(
@@ -305,7 +312,7 @@ class Runner:
                 transaction_per_migration=self.transaction_per_migration,
             )
         else:
-            self.graph.script.run_env()
+            _run_env_py(self.graph.script)
 
     def _env_py(self) -> str:
         return ("the built-in env" if self.env == "builtin"
@@ -321,7 +328,9 @@ class Runner:
         """
         self.context_options = dict(context.opts)
         database = make_url(self.url).database
-        actual = context.connection.exec_driver_sql("SELECT current_database()").scalar()
+        # The connection the harness opened on the scratch database needs no asking.
+        handed = context.connection is self._conn
+        actual = database if handed else context.connection.exec_driver_sql("SELECT current_database()").scalar()
         if actual != database:
             hint = f"{_ENV_VAR_HINT}, or {_BUILTIN_HINT}"
             if self.env_var:
@@ -408,9 +417,7 @@ class Runner:
 
     def _heads_after(self) -> frozenset[str] | None:
         try:
-            conn = self._connection()
-            with _ended(conn):
-                return self._read_heads(conn)
+            return self._read_heads(self._connection())
         except Exception:
             self._discard_connection()
             return None
@@ -418,9 +425,17 @@ class Runner:
     def _read_heads(self, conn: Connection) -> frozenset[str]:
         quote = conn.dialect.identifier_preparer.quote
         name = ".".join(quote(part) for part in self.version_table)
-        if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": name}).scalar() is None:
-            return frozenset()
-        return frozenset(conn.exec_driver_sql(f"SELECT version_num FROM {name}").scalars())
+        # One round trip where the version table exists, as it does after the first upgrade.
+        try:
+            rows = _in_autocommit(conn, f"SELECT version_num FROM {name}")
+        except Exception:  # noqa: BLE001 - the driver's own error; asked again below, by name
+            rows = None
+        if rows is not None:
+            return frozenset(row[0] for row in rows)
+        with _ended(conn):
+            if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": name}).scalar() is None:
+                return frozenset()
+            return frozenset(conn.exec_driver_sql(f"SELECT version_num FROM {name}").scalars())
 
     def _failure(self, error: BaseException, tracker: _Tracker, common: dict) -> StepOutcome:
         location = source_location(error, self.graph.script.dir)
@@ -488,6 +503,48 @@ class _Tracker:
     def _harness_error(self, exc: HarnessError) -> HarnessError:
         self.harness_error = exc
         return exc
+
+
+_ENV_CODE: dict[tuple[str, int, int], CodeType] = {}
+"""env.py compiled once per process (by path, modification time and size), run many times."""
+
+
+def _run_env_py(script: ScriptDirectory) -> None:
+    """What ``script.run_env()`` does, without reading and compiling env.py on every run.
+
+    Each run still executes env.py in a fresh module, as Alembic does; a sourceless env.py
+    (only a .pyc) is left to Alembic.
+    """
+    path = Path(script.dir) / "env.py"
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        script.run_env()
+        return
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _ENV_CODE:
+        _ENV_CODE[key] = compile(path.read_bytes(), str(path), "exec")
+    spec = importlib.util.spec_from_file_location("env_py", path)
+    module = importlib.util.module_from_spec(spec)
+    exec(_ENV_CODE[key], module.__dict__)  # noqa: S102 - the project's own env.py, as Alembic runs it
+
+
+def _in_autocommit(conn: Connection, statement: str) -> list[tuple] | None:
+    """The rows of ``statement`` run in one round trip, in the driver's autocommit mode.
+
+    None, with nothing run, where that cannot be done: inside a transaction, or with a driver
+    that has no autocommit switch. The driver's errors are raised as they are.
+    """
+    driver = conn.connection.dbapi_connection
+    if conn.in_transaction() or not hasattr(driver, "autocommit"):
+        return None
+    driver.autocommit = True
+    try:
+        with contextlib.closing(driver.cursor()) as cursor:
+            cursor.execute(statement)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        driver.autocommit = False
 
 
 @contextlib.contextmanager

@@ -82,7 +82,7 @@ class Session:
             self._isolation_detected = True
             heads = self.project.graph.heads
             try:
-                name = self.references.template(heads)
+                name = self.references.database_at(heads)
             except Unreachable:
                 return None
             with psycopg.connect(self.server.dsn(name), autocommit=True) as conn:

@@ -113,6 +113,10 @@ class Settings:
         if self.step_timeout is not None:
             return self.step_timeout
         return STEP_TIMEOUT_FACTOR * self.statement_timeout_ms / 1000
+    scoped_snapshots: bool = True
+    """After a step, read only the objects it changed (logged by event triggers in the scratch
+    database), with a whole snapshot the first time each state is reached and at the end of each
+    trial; off: every snapshot is whole."""
 
     def with_options(self, **options: Any) -> Settings:
         """A copy with the options that are not None applied, validated like file settings."""

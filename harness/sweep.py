@@ -52,7 +52,7 @@ def run_sweep(
             # linear history is swept on one database; after a finding, or on another branch,
             # the next revision starts from a clone of its reference instead.
             if trial is not None and trial.state != before:
-                trial.close()
+                _end(trial, outcome)
                 trial = None
             if trial is None:
                 try:
@@ -74,10 +74,23 @@ def run_sweep(
                     trial.close()
                     trial = None
                     break
+        if trial is not None:
+            _end(trial, outcome)
+            trial = None
     finally:
         if trial is not None:
             trial.close()
     return outcome
+
+
+def _end(trial: Trial, outcome: SweepOutcome) -> None:
+    """Close a trial whose steps all passed, after the whole snapshot its run ends with."""
+    try:
+        violations = trial.finish()
+        if violations:
+            outcome.findings.append(Finding(tuple(violations), trial.start, tuple(trial.log)))
+    finally:
+        trial.close()
 
 
 def _state_before(session: Session, revision: str) -> State:

@@ -16,12 +16,11 @@ from psycopg.types.json import Jsonb
 from .graph import State, Step
 from .invariants import data, isolation, sequences
 from .invariants.migration import check_outcome
-from .invariants.schema import check_schema
 from .pasteable import insert_statement
 from .references import Unreachable
 from .runner import StepOutcome
+from .schema_watch import SchemaWatch
 from .session import Session
-from .snapshot import take_snapshot
 from .violations import Violation
 
 
@@ -78,6 +77,7 @@ class Trial:
         try:
             self.conn = psycopg.connect(self.database.dsn, autocommit=True)
             self.runner = project.runner(self.database)
+            self._schema = SchemaWatch(session, self.conn, start)
         except BaseException:
             session.server.drop_database(self.database.name)
             raise
@@ -156,6 +156,11 @@ class Trial:
             return self.jump(step.op, step.target)
         return self.upgrade(step.revision) if step.op == "upgrade" else self.downgrade(step.revision)
 
+    def finish(self) -> list[Violation]:
+        """The end of the trial's run: what only a whole snapshot can still find (see
+        :meth:`SchemaWatch.final_check`)."""
+        return self._schema.final_check(self.state)
+
     def close(self) -> None:
         self.runner.close()
         self.conn.close()
@@ -183,17 +188,10 @@ class Trial:
         if not outcome.ok:
             return violations
         self._cover(before_state, logged)
-        actual = take_snapshot(self.conn, version_table=self.session.project.version_table)
-        if canonical:
-            self.session.references.adopt(self.state, actual)
         try:
-            reference = self.session.references.snapshot(self.state)
+            violations += self._schema.check(self.state, revision=revision, after=command, canonical=canonical)
         except Unreachable:
             return violations
-        violations += check_schema(
-            actual, reference, revision=revision, after=command,
-            accept_column_order=self.session.settings.accept_column_order,
-        )
         rows_after = data.capture_rows(self.conn, exclude=self._exclude)
         violations += self._check_data(logged.op, revision, ran, before_state, rows_before, rows_after,
                                        keys)

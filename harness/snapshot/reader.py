@@ -9,12 +9,14 @@ whatever the session or server configuration, and the caller's session is left a
 
 from __future__ import annotations
 
+import weakref
+
 import psycopg
 from psycopg import sql
 
 from ..errors import HarnessError
 from .model import Snapshot
-from .queries import STATEMENT, VERSION_TABLE_SETTING
+from .queries import SCOPE_SETTING, STATEMENT, VERSION_TABLE_SETTING
 
 _SETTINGS = {
     "search_path": "pg_catalog",
@@ -30,10 +32,12 @@ _SETTINGS = {
     "jit": "off",
 }
 
-_SETUP = sql.SQL("SELECT {settings}, set_config({name}, coalesce(({oid})::text, '0'), true)").format(
+_SETUP = sql.SQL("SELECT {settings}, set_config({scope}, %(scope)s, true), "
+                 "set_config({name}, coalesce(({oid})::text, '0'), true)").format(
     settings=sql.SQL(", ").join(
         sql.SQL("set_config({}, {}, true)").format(sql.Literal(k), sql.Literal(v)) for k, v in _SETTINGS.items()
     ),
+    scope=sql.Literal(SCOPE_SETTING),
     name=sql.Literal(VERSION_TABLE_SETTING),
     oid=sql.SQL(
         "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -56,13 +60,33 @@ def take_snapshot(
     a transaction it would run in a savepoint, and the pinned settings would last to its end.)
     ``version_table`` is ``(schema, table)``, or None when there is none to set apart.
     """
+    snapshot, _ = read_snapshot(conn, version_table, "harness_snapshot", STATEMENT)
+    return snapshot
+
+
+def read_snapshot(
+    conn: psycopg.Connection, version_table: tuple[str, str] | None, name: str, statement: str,
+    scope: str = "", *, versions: bool = True,
+) -> tuple[Snapshot, dict | None]:
+    """Run a snapshot statement prepared as ``name``; the attributes of its NULL-keyed row, if any.
+
+    ``scope`` is the value of the scope setting the scoped statement reads. Without
+    ``versions`` the version table's rows are not read (a round trip less).
+    """
     schema, table = version_table or ("", "")
     objects: dict[str, dict] = {}
     tables: dict[str, str] = {}
     roles: set[str] = set()
-    with conn.transaction():
-        version_oid = conn.execute(_SETUP, {"schema": schema, "table": table}).fetchone()[-1]
-        for key, owner_table, attributes, referenced in conn.execute(STATEMENT):
+    summary = None
+    # Pipelined: BEGIN, the settings and the statement go in one round trip, not three.
+    with conn.pipeline(), conn.transaction():
+        setup = conn.execute(_SETUP, {"schema": schema, "table": table, "scope": scope})
+        rows = _execute_prepared(conn, name, statement)
+        version_oid = setup.fetchone()[-1]
+        for key, owner_table, attributes, referenced in rows.fetchall():
+            if key is None:
+                summary = attributes
+                continue
             if key in objects:
                 raise SnapshotError(f"two catalog objects read as {key!r}",
                                     hint="a harness bug: please report it with the DDL of that object")
@@ -70,13 +94,33 @@ def take_snapshot(
             if owner_table is not None:
                 tables[key] = owner_table
             roles.update(referenced)
-        versions = _versions(conn, schema, table) if version_oid != "0" else ()
-    return Snapshot(
+        rows_of_versions = _versions(conn, schema, table) if versions and version_oid != "0" else ()
+    snapshot = Snapshot(
         objects=dict(sorted(objects.items())),
-        versions=versions,
+        versions=rows_of_versions,
         roles=frozenset(roles),
         tables=dict(sorted(tables.items())),
     )
+    return snapshot, summary
+
+
+_prepared: weakref.WeakKeyDictionary[psycopg.Connection, set[str]] = weakref.WeakKeyDictionary()
+"""Statements prepared on each connection: planning the snapshot's statement costs about as
+much as running it on a small schema, so a connection that takes many plans it once."""
+
+
+def _execute_prepared(conn: psycopg.Connection, name: str, statement: str) -> psycopg.Cursor:
+    """Run ``statement`` as the session's prepared statement ``name``, preparing it once.
+
+    A prepared statement of the session, not psycopg's: psycopg forgets its own after every
+    ROLLBACK or DROP on the connection, and the checks that share it roll back often.
+    Prepared here inside the snapshot's transaction, so under its pinned ``search_path``.
+    """
+    names = _prepared.setdefault(conn, set())
+    if name not in names:
+        conn.execute(f"PREPARE {name} AS {statement}", prepare=False)
+        names.add(name)
+    return conn.execute(f"EXECUTE {name}", prepare=False)
 
 
 def _versions(conn: psycopg.Connection, schema: str, table: str) -> tuple[tuple[str | None, ...], ...]:

@@ -8,13 +8,23 @@ planned once, which is most of the cost on a small schema and on a fresh connect
 
 from __future__ import annotations
 
-from . import objects, privileges, tables
-from .common import PREFIX, VERSION_TABLE_SETTING
+from . import objects, privileges, scope, tables
+from .common import VERSION_TABLE_SETTING, prefix
+from .scope import SCOPE_SETTING, TRACKING_SCHEMA
 
-STATEMENT = PREFIX + privileges.ACL_OBJECTS + "\nUNION ALL\n".join(
-    f"({body.strip()})"
-    for module in (objects, tables, privileges)
-    for body in module.FAMILIES.values()
-)
 
-__all__ = ["STATEMENT", "VERSION_TABLE_SETTING"]
+def _statement(*, scoped: bool) -> str:
+    branches = [body for module in (objects, tables, privileges) for body in module.FAMILIES.values()]
+    if scoped:
+        branches.append(scope.SUMMARY)
+    return prefix(scoped=scoped) + privileges.ACL_OBJECTS + "\nUNION ALL\n".join(
+        f"({body.strip()})" for body in branches
+    )
+
+
+STATEMENT = _statement(scoped=False)
+SCOPED_STATEMENT = _statement(scoped=True)
+"""The same, limited to what the change log says a step touched (see :mod:`.scope`); its last row
+has a NULL key and says what it covered."""
+
+__all__ = ["SCOPED_STATEMENT", "SCOPE_SETTING", "STATEMENT", "TRACKING_SCHEMA", "VERSION_TABLE_SETTING"]

@@ -1,19 +1,21 @@
 """SQL shared by every family: which objects are the project's own, and small expression helpers.
 
-The snapshot's statement starts with :data:`PREFIX`, whose CTEs decide once, for every family,
-what is in scope: user schemas (not ``pg_catalog``, ``information_schema``, ``pg_toast*``,
-``pg_temp*``), and in them the relations, types, routines, wrappers and servers that no extension
+The snapshot's statement starts with :func:`prefix`, whose CTEs decide once, for every family,
+what is in scope: user schemas (not ``information_schema`` nor any ``pg_*`` schema: the system's,
+TOAST and temporary ones, and the harness's change log), and in them the relations, types, routines, wrappers and servers that no extension
 owns (``pg_depend`` deptype ``e``). The version table is left out here, so none of its columns,
 constraints, indexes or grants reach a snapshot; its oid comes from the transaction-local setting
 ``harness.snapshot_version_table``, which keeps the statement free of parameters (its ``%`` signs
 are SQL, not placeholders).
 
-Names are read with ``search_path = pg_catalog`` (set by :mod:`..catalog`), so every object
+Names are read with ``search_path = pg_catalog`` (set by :mod:`..reader`), so every object
 outside ``pg_catalog`` comes back schema-qualified from ``format_type``, ``regprocedure`` and the
 ``pg_get_*def`` functions, whatever the caller's search path was.
 """
 
 from __future__ import annotations
+
+from . import scope
 
 VERSION_TABLE_SETTING = "harness.snapshot_version_table"
 
@@ -65,12 +67,11 @@ NOT_VERSION_SCHEMA = f"""n.oid IS DISTINCT FROM (
     SELECT c.relnamespace FROM pg_class c JOIN pg_namespace vn ON vn.oid = c.relnamespace
     WHERE c.oid = current_setting('{VERSION_TABLE_SETTING}')::oid AND vn.nspname <> 'public')"""
 
-PREFIX = f"""
-WITH ns AS (
+_PREFIX = f"""
+WITH @scope_ctes@ ns AS (
     SELECT n.oid, n.nspname, n.nspowner, n.nspacl
     FROM pg_namespace n
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+    WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
       AND {not_part_of_another('pg_namespace', 'n.oid')}
 ), rel AS (
     SELECT c.oid, c.relkind, c.relowner, c.relacl, ns.nspname, c.relname,
@@ -79,10 +80,10 @@ WITH ns AS (
            CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view '
                           WHEN 'f' THEN 'foreign table ' WHEN 'S' THEN 'sequence ' ELSE 'table ' END
            || {qualified('ns.nspname', 'c.relname')} AS key
-    FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
+    FROM pg_class c JOIN ns ON ns.oid = c.relnamespace @scope_join@
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
       AND c.oid <> current_setting('{VERSION_TABLE_SETTING}')::oid
-      AND {not_part_of_another('pg_class', 'c.oid')}
+      AND {not_part_of_another('pg_class', 'c.oid')} @scope_filter@
 ), typ AS (
     SELECT t.oid, t.typowner, t.typacl, {qualified('ns.nspname', 't.typname')} AS qname,
            'type ' || {qualified('ns.nspname', 't.typname')} AS key
@@ -105,3 +106,13 @@ WITH ns AS (
     WHERE {not_part_of_another('pg_foreign_server', 's.oid')}
 )
 """
+
+
+def prefix(*, scoped: bool) -> str:
+    """The CTEs every family reads; ``scoped`` limits the relations to :mod:`.scope`'s."""
+    parts = {"@scope_ctes@": scope.CTES, "@scope_join@": "CROSS JOIN scope",
+             "@scope_filter@": scope.RELATION_FILTER} if scoped else {}
+    text = _PREFIX
+    for marker in ("@scope_ctes@", "@scope_join@", "@scope_filter@"):
+        text = text.replace(marker, parts.get(marker, ""))
+    return text

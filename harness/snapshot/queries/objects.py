@@ -8,6 +8,7 @@ objects is defined on a table, so ``table`` is always NULL.
 from __future__ import annotations
 
 from .common import NOT_VERSION_SCHEMA, comment, not_part_of_another, qualified, sorted_array
+from .scope import TRACKING_SCHEMA
 
 
 def routine(regproc: str) -> str:
@@ -122,6 +123,8 @@ SELECT format('event trigger %I', e.evtname), NULL, jsonb_strip_nulls(jsonb_buil
 )), ARRAY[pg_get_userbyid(e.evtowner)::text]
 FROM pg_event_trigger e
 WHERE {not_part_of_another('pg_event_trigger', 'e.oid')}
+  AND NOT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
+                  WHERE p.oid = e.evtfoid AND pn.nspname = '{TRACKING_SCHEMA}')
 """
 
 # pg_collation gains columns between major versions (ICU locale, rules); reading the row as JSON

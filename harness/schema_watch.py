@@ -1,0 +1,84 @@
+"""The schema check of one trial, reading after each step only what the step could have changed.
+
+The database is compared with its state's reference after every step. With scoping on (the
+``scoped_snapshots`` setting) the scratch database logs its own changes (event triggers, see
+:mod:`harness.snapshot.tracking`), and a step's snapshot reads only the relations changed since
+the database last matched a reference, those whose references differ between that state and
+this one, and every object that belongs to no relation. Everything else is unchanged since that
+match and equal in both references, so it still matches: a scoped comparison finds what a whole
+one finds, for every change an event trigger sees.
+
+What none sees (a direct catalog update, an extension's own objects changing) is found by a whole
+snapshot, taken the first time each state is reached in the run and once more at the end of
+every trial (:meth:`SchemaWatch.final_check`).
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from .graph import State
+from .invariants.schema import check_schema
+from .session import Session
+from .snapshot import ScopedRead, install_tracking, take_scoped_snapshot, take_snapshot
+from .violations import Violation
+
+_FINAL = ("the steps since the last whole snapshot (found by the whole snapshot at the end of the "
+          "run: a change no event trigger sees, such as a direct catalog update or objects of an "
+          "extension)")
+
+
+class SchemaWatch:
+    """Schema snapshots of one scratch database, whole or scoped, and what they were compared with."""
+
+    def __init__(self, session: Session, conn: psycopg.Connection, start: State) -> None:
+        self._references = session.references
+        self._settings = session.settings
+        self._version_table = session.project.version_table
+        self._conn = conn
+        self._tracking = session.settings.scoped_snapshots and install_tracking(conn)
+        self._matched = start
+        """The state whose reference the database last matched (a clone of its template at first)."""
+        self._since = 0
+        """The change log's last entry at that match."""
+        self._scoped = False
+        """Whether a scoped comparison passed since the last whole one."""
+        self._clean = True
+
+    def check(self, state: State, *, revision: str | None, after: str, canonical: bool) -> list[Violation]:
+        """Violations of the schema property at ``state``, reached by ``after``.
+
+        ``canonical``: see :meth:`harness.trial.Trial.upgrade`; a whole snapshot may become the
+        reference of a state that has none. Raises :class:`~harness.references.Unreachable`
+        when the reference cannot be built.
+        """
+        first = self._references.first_visit(state)
+        whole = first or not self._references.has_snapshot(state)
+        read = self._read(whole=whole, roots=() if whole else self._references.roots_between(self._matched, state))
+        if canonical and read.scope is None:
+            self._references.adopt(state, read.snapshot)
+        reference = self._references.snapshot(state)
+        if read.scope is not None:
+            reference = read.scope.restrict(reference)
+        self._clean = read.snapshot.objects == reference.objects
+        if self._clean:
+            self._matched, self._since = state, read.last
+            self._scoped = read.scope is not None
+        return check_schema(read.snapshot, reference, revision=revision, after=after,
+                            accept_column_order=self._settings.accept_column_order)
+
+    def final_check(self, state: State) -> list[Violation]:
+        """A whole snapshot compared with ``state``'s reference, if scoped ones were trusted since
+        the last whole one and the last comparison passed (a failed one was reported already)."""
+        if not (self._scoped and self._clean):
+            return []
+        self._scoped = False
+        read = self._read(whole=True, roots=())
+        return check_schema(read.snapshot, self._references.snapshot(state), revision=None, after=_FINAL,
+                            accept_column_order=self._settings.accept_column_order)
+
+    def _read(self, *, whole: bool, roots) -> ScopedRead:
+        if not self._tracking:
+            return ScopedRead(take_snapshot(self._conn, version_table=self._version_table), None, 0)
+        return take_scoped_snapshot(self._conn, self._version_table, since=None if whole else self._since,
+                                    roots=roots)

@@ -1,0 +1,99 @@
+"""The scoped statement's extra CTEs: which relations a step touched, read from the change log.
+
+The log (:mod:`..tracking`) holds what the event triggers saw since the scratch database was
+cloned: objects created or altered (by oid) and objects dropped (by name). The scope is every
+relation those objects are or belong to, and every relation whose definition depends on one of
+them, recursively through ``pg_depend`` (a view on a renamed column, a foreign key to a renamed
+table, a trigger calling a renamed function), plus the relations the caller names (those whose
+reference differs between the two states compared). Objects that stand on their own (schemas,
+types, functions, sequences, default privileges...) are always read whole: they are few.
+
+A command the log cannot place (``GRANT`` and ``REVOKE`` name no object to event triggers,
+``REASSIGN OWNED`` none at all) or missing event triggers (dropped or disabled by a migration)
+make the scope whole: the snapshot is then complete, as if unscoped.
+"""
+
+from __future__ import annotations
+
+TRACKING_SCHEMA = "pg_harness"
+"""Where the change log and its trigger functions live: the ``pg_`` prefix is reserved, so no
+migration's schema can clash with it, and every part of the harness already skips such schemas."""
+
+SCOPE_SETTING = "harness.snapshot_scope"
+"""``{"since": <log id>, "roots": ["schema.table", ...]}``, or empty for a whole snapshot."""
+
+# Catalogs whose rows belong to one relation, with the column naming it.
+_OWNED_BY_RELATION = {
+    "pg_constraint": "conrelid",
+    "pg_trigger": "tgrelid",
+    "pg_policy": "polrelid",
+    "pg_rewrite": "ev_class",
+    "pg_attrdef": "adrelid",
+    "pg_statistic_ext": "stxrelid",
+}
+
+_RELATION_OF_TOUCHED = "\n    UNION ".join(
+    [
+        # An index or a TOAST table stands for its table; any other relation for itself.
+        "SELECT coalesce(i.indrelid, tt.oid, t.objid) FROM touched t "
+        "LEFT JOIN pg_index i ON i.indexrelid = t.objid "
+        "LEFT JOIN pg_class tt ON tt.reltoastrelid = t.objid "
+        "WHERE t.classid = 'pg_class'::regclass"
+    ]
+    + [
+        f"SELECT x.{column} FROM touched t JOIN {catalog} x ON x.oid = t.objid "
+        f"WHERE t.classid = '{catalog}'::regclass"
+        for catalog, column in _OWNED_BY_RELATION.items()
+    ]
+)
+
+CTES = f"""
+RECURSIVE scope_request AS (
+    SELECT nullif(current_setting('{SCOPE_SETTING}'), '')::jsonb AS request
+), logged AS (
+    SELECT l.* FROM {TRACKING_SCHEMA}.changes l, scope_request s
+    WHERE s.request IS NOT NULL AND l.id > (s.request->>'since')::bigint
+), touched (classid, objid) AS (
+    SELECT classid, objid FROM logged WHERE NOT dropped AND objid IS NOT NULL
+  UNION
+    SELECT d.classid, d.objid FROM pg_depend d JOIN touched t
+      ON d.refclassid = t.classid AND d.refobjid = t.objid
+), touched_relation (oid) AS (
+    {_RELATION_OF_TOUCHED}
+), scope AS (
+    SELECT
+        s.request IS NULL
+        OR EXISTS (SELECT FROM logged WHERE NOT dropped AND classid IS NULL)
+        OR (SELECT count(*) FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
+            JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = '{TRACKING_SCHEMA}' AND e.evtenabled = 'A') < 2 AS whole,
+        ARRAY(
+            SELECT jsonb_array_elements_text(s.request->'roots')
+          UNION
+            SELECT n.nspname || '.' || c.relname FROM touched_relation r
+            JOIN pg_class c ON c.oid = r.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+          UNION
+            SELECT names[1] || '.' || names[2] FROM logged
+            WHERE dropped AND object_type IN ('table', 'view', 'materialized view', 'foreign table',
+                  'table column', 'table constraint', 'trigger', 'policy', 'rule', 'default value')
+        ) AS roots,
+        ARRAY(
+            SELECT format('%s %I.%I', CASE object_type WHEN 'index' THEN 'index' ELSE 'statistics' END,
+                          names[1], names[2])
+            FROM logged WHERE dropped AND object_type IN ('index', 'statistics object')
+        ) AS keys,
+        (SELECT coalesce(max(id), 0) FROM {TRACKING_SCHEMA}.changes) AS last
+    FROM scope_request s
+),
+"""
+"""Prepended to the snapshot's own CTEs (``WITH`` then these, then ``ns AS ...``)."""
+
+RELATION_FILTER = "AND (scope.whole OR c.relkind = 'S' OR ns.nspname || '.' || c.relname = ANY(scope.roots))"
+"""Sequences stand on their own (no table in the snapshot), so they are always read."""
+
+SUMMARY = """
+SELECT NULL, NULL, jsonb_build_object('whole', whole, 'roots', to_jsonb(roots), 'keys', to_jsonb(keys),
+                                      'last', last), ARRAY[]::text[]
+FROM scope
+"""
+"""One row with a NULL key: what the snapshot covers, and the log's last id it saw."""

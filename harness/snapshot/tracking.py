@@ -1,0 +1,143 @@
+"""Scoped snapshots: event triggers log what migrations change, so a check reads only that.
+
+:func:`install_tracking` puts a change log and two event triggers into a scratch database, as
+superuser, before any migration runs there: ``ddl_command_end`` logs every object a command
+created or altered (GRANT, REVOKE, COMMENT and ALTER DEFAULT PRIVILEGES fire it too) and
+``sql_drop`` every object dropped, by name. Both are ``ENABLE ALWAYS`` (a migration that sets
+``session_replication_role = replica`` is still seen) and ``SECURITY DEFINER`` (a migration that
+switched to a role of its own still writes the log). They live in the ``pg_harness`` schema,
+which snapshots, row captures, seeding and isolation checks all skip as a system schema.
+
+:func:`take_scoped_snapshot` then reads only the relations the log names since a given entry,
+what depends on them, and the relations the caller adds, plus every object that stands on its
+own (see :mod:`.queries.scope`). What no event trigger sees (a direct catalog update, objects
+an extension's script changes, a renamed role) escapes a scoped snapshot: callers take a whole
+one the first time a state is reached and at the end of a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Iterable
+
+import psycopg
+
+from .reader import read_snapshot
+from .model import Snapshot
+from .queries import SCOPED_STATEMENT, TRACKING_SCHEMA
+
+_INSTALL = f"""
+BEGIN;
+SET LOCAL allow_system_table_mods = on;
+CREATE SCHEMA {TRACKING_SCHEMA};
+CREATE TABLE {TRACKING_SCHEMA}.changes (
+    id bigserial, dropped boolean NOT NULL, tag text, classid oid, objid oid,
+    object_type text, names text[]
+);
+CREATE TABLE {TRACKING_SCHEMA}.names (oid oid PRIMARY KEY, nspname name, relname name);
+INSERT INTO {TRACKING_SCHEMA}.names
+SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%';
+CREATE FUNCTION {TRACKING_SCHEMA}.log_command() RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag, classid, objid, object_type)
+    SELECT false, command_tag, classid, objid, object_type FROM pg_event_trigger_ddl_commands();
+    -- A command that names no object (REASSIGN OWNED, DROP OWNED) still says something
+    -- changed; other drops name theirs to sql_drop.
+    IF NOT FOUND AND (tg_tag NOT LIKE 'DROP %' OR tg_tag = 'DROP OWNED') THEN
+        INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag) VALUES (false, tg_tag);
+    END IF;
+    -- A relation renamed or moved to another schema is gone under its old name, as if dropped.
+    INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag, object_type, names)
+    SELECT DISTINCT true, tg_tag, CASE WHEN c.relkind IN ('i', 'I') THEN 'index' ELSE 'table' END,
+           ARRAY[o.nspname::text, o.relname::text]
+    FROM pg_event_trigger_ddl_commands() d
+    JOIN pg_class c ON c.oid = d.objid JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN {TRACKING_SCHEMA}.names o ON o.oid = c.oid
+    WHERE d.classid = 'pg_class'::regclass AND (o.nspname, o.relname) <> (n.nspname, c.relname);
+    INSERT INTO {TRACKING_SCHEMA}.names
+    SELECT DISTINCT c.oid, n.nspname, c.relname
+    FROM pg_event_trigger_ddl_commands() d
+    JOIN pg_class c ON c.oid = d.objid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE d.classid = 'pg_class'::regclass
+    ON CONFLICT (oid) DO UPDATE SET nspname = excluded.nspname, relname = excluded.relname;
+    -- What the log cannot place: a renamed schema renames every relation in it; attaching
+    -- or detaching a partition changes a relation the command does not name.
+    INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag)
+    SELECT DISTINCT false, tg_tag FROM pg_event_trigger_ddl_commands() d
+    LEFT JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+    WHERE d.classid = 'pg_namespace'::regclass AND d.command_tag = 'ALTER SCHEMA'
+       OR c.relkind = 'p' AND d.command_tag = 'ALTER TABLE';
+END $$;
+CREATE FUNCTION {TRACKING_SCHEMA}.log_drop() RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag, classid, objid, object_type, names)
+    SELECT true, tg_tag, classid, objid, object_type, address_names
+    FROM pg_event_trigger_dropped_objects();
+END $$;
+CREATE EVENT TRIGGER harness_log_command ON ddl_command_end EXECUTE FUNCTION {TRACKING_SCHEMA}.log_command();
+CREATE EVENT TRIGGER harness_log_drop ON sql_drop EXECUTE FUNCTION {TRACKING_SCHEMA}.log_drop();
+ALTER EVENT TRIGGER harness_log_command ENABLE ALWAYS;
+ALTER EVENT TRIGGER harness_log_drop ENABLE ALWAYS;
+COMMIT;
+"""
+
+
+def install_tracking(conn: psycopg.Connection) -> bool:
+    """Log changes in the database ``conn`` (autocommit, superuser) is on; False if not allowed.
+
+    Event triggers need a superuser; on a server where the harness is not one, snapshots stay
+    whole.
+    """
+    if conn.info.parameter_status("is_superuser") != "on":
+        return False
+    conn.execute(_INSTALL, prepare=False)
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """What a scoped snapshot covers: objects of these relations, these keys, and every object
+    that belongs to no relation."""
+
+    roots: frozenset[str]
+    """Relations as snapshots name them in ``Snapshot.tables`` (``schema.table``, unquoted)."""
+    keys: frozenset[str] = frozenset()
+    """Objects of a relation dropped without it (an index, extended statistics), by key."""
+
+    def restrict(self, snapshot: Snapshot) -> Snapshot:
+        """``snapshot`` cut down to this scope, to compare with a scoped snapshot."""
+        kept = {key: attrs for key, attrs in snapshot.objects.items()
+                if key not in snapshot.tables or snapshot.tables[key] in self.roots or key in self.keys}
+        return dataclasses.replace(
+            snapshot, objects=kept, tables={k: t for k, t in snapshot.tables.items() if k in kept},
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ScopedRead:
+    snapshot: Snapshot
+    scope: Scope | None
+    """None when the snapshot is whole."""
+    last: int
+    """The log's last entry when the snapshot was read: where the next scope starts."""
+
+
+def take_scoped_snapshot(
+    conn: psycopg.Connection, version_table: tuple[str, str] | None, *,
+    since: int | None, roots: Iterable[str] = (),
+) -> ScopedRead:
+    """The objects changed after log entry ``since``, or the whole schema when ``since`` is None.
+
+    ``roots`` are relations (``schema.table``) to read whatever the log says. The version
+    table's rows are read with the whole schema only.
+    """
+    request = "" if since is None else json.dumps({"since": since, "roots": sorted(roots)})
+    snapshot, summary = read_snapshot(conn, version_table, "harness_scoped_snapshot",
+                                      SCOPED_STATEMENT, request, versions=since is None)
+    assert summary is not None, "the scoped statement always ends with its summary row"
+    scope = None if summary["whole"] else Scope(frozenset(summary["roots"]), frozenset(summary["keys"]))
+    return ScopedRead(snapshot, scope, summary["last"])
