@@ -266,7 +266,7 @@ def _observe(log: list[LoggedStep]) -> None:
     on_rows = 0
     for step in log:
         if step.op == "seed":
-            rows.update({table: len(inserted) for table, inserted in (step.rows or {}).items()})
+            rows.update(table for table, _ in step.rows or ())
         elif rows:
             on_rows += 1
     event("steps", len(log))
