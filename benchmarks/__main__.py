@@ -1,6 +1,7 @@
 """The benchmark suite: the harness against the floor, against pytest-alembic, and by scale.
 
     .venv/bin/python -m benchmarks [--revisions 50 100 200 400] [--compare-at 100] [--quick]
+    .venv/bin/python -m benchmarks detection [--seeds 10]   (see benchmarks/detection.py)
 
 Never a timed test: a script run by hand, whose figures go to the README. Everything runs on one
 embedded server started here, and every ratio compares two runs on that same server, so the load
@@ -32,6 +33,7 @@ import os
 import platform
 import pstats
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -242,6 +244,11 @@ def section(results: dict[str, Any], name: str, skip: list[str], run: Callable[[
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["detection"]:
+        from . import detection
+
+        detection.main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--revisions", type=int, nargs="+", default=[50, 100, 200, 400])
     parser.add_argument("--compare-at", type=int, default=100, help="history length for pytest-alembic and the profile")

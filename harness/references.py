@@ -9,6 +9,7 @@ then starts from a clone (about 10 ms) instead of replaying DDL.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Callable
 
 import psycopg
 
@@ -39,6 +40,7 @@ class References:
         self._templates: dict[State, str] = {}
         self._snapshots: dict[State, Snapshot] = {}
         self._unreachable: dict[State, Unreachable] = {}
+        self._derived: dict[tuple[str, State], tuple[str, Any]] = {}
 
     def template(self, state: State) -> str:
         """The name of a database at ``state``; clone it, never connect to it for long."""
@@ -61,10 +63,27 @@ class References:
         """
         self._snapshots.setdefault(state, snapshot)
 
+    def derived(self, kind: str, state: State, build: Callable[[psycopg.Connection], Any]) -> tuple[str, Any]:
+        """A clone of ``state``'s template changed by ``build`` (say, filled with rows), made
+        once per ``kind`` and state: its name (clone it, never connect to it for long) and what
+        ``build`` returned."""
+        key = (kind, state)
+        if key not in self._derived:
+            database = self._server.create_database(template=self.template(state))
+            try:
+                with psycopg.connect(database.dsn, autocommit=True) as conn:
+                    built = build(conn)
+            except BaseException:
+                self._server.drop_database(database.name)
+                raise
+            self._derived[key] = (database.name, built)
+        return self._derived[key]
+
     def close(self) -> None:
-        for name in self._templates.values():
+        for name in [*self._templates.values(), *(name for name, _ in self._derived.values())]:
             self._server.drop_database(name)
         self._templates.clear()
+        self._derived.clear()
 
     def _build(self, state: State) -> None:
         if state in self._templates:

@@ -7,7 +7,7 @@ is run or checked, and this module knows nothing of how steps are chosen (nor of
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 import psycopg
 from psycopg import sql
@@ -19,6 +19,7 @@ from .invariants.migration import check_outcome
 from .invariants.schema import check_schema
 from .references import Unreachable
 from .runner import StepOutcome
+from .seeding.filling import Tenancy, fill
 from .session import Session
 from .snapshot import diff_snapshots, take_snapshot
 from .violations import Violation
@@ -53,13 +54,23 @@ class LoggedStep:
 class Trial:
     """A scratch database cloned at a revision state, with its own connections."""
 
-    def __init__(self, session: Session, start: State = frozenset()) -> None:
+    def __init__(self, session: Session, start: State = frozenset(), *, filled: bool = False) -> None:
+        """A clone of ``start``'s reference, or with ``filled`` of its filled template (every
+        table holding the filler's rows; ``start`` then has one head). A filled trial's log
+        begins with the steps that make that template, so that it replays from an empty
+        database."""
         self.session = session
         self.state = start
         self.log: list[LoggedStep] = []
         project = session.project
         self._exclude = (project.version_table,)
-        self.database = session.server.create_database(template=session.references.template(start))
+        if filled:
+            template, records = session.references.derived("filled", start, self._fill_all)
+            self.log += [LoggedStep("upgrade", target=head) for head in start]
+            self.log += [LoggedStep("seed", rows=records)] if records else []
+        else:
+            template = session.references.template(start)
+        self.database = session.server.create_database(template=template)
         try:
             self.conn = psycopg.connect(self.database.dsn, autocommit=True)
             self.runner = project.runner(self.database)
@@ -69,6 +80,10 @@ class Trial:
         # Rows as they were just before each revision was last upgraded, keyed by revision and
         # the state the upgrade started from, for the round-trip data check.
         self._before_upgrade: dict[tuple[str, State], data.RowsSnapshot] = {}
+        self._rows: data.RowsCache = {}
+        # Tables (schema.table) created or restructured since the last fill; None: every table.
+        self._unfilled: set[str] | None = set() if filled else None
+        self._created: set[str] = set()
         session.coverage.states[start] += 1
 
     def upgrade(self, revision: str, *, canonical: bool = False) -> list[Violation]:
@@ -102,10 +117,45 @@ class Trial:
 
     def seed(self, insert: Callable[[psycopg.Connection], Mapping[str, list[dict[str, Any]]]]) -> list[Violation]:
         """Insert rows with ``insert`` (which returns the rows that went in), check isolation."""
-        inserted = {table: rows for table, rows in insert(self.conn).items() if rows}
-        self.log.append(LoggedStep("seed", rows=inserted))
-        self.session.coverage.seeded_rows += sum(len(rows) for rows in inserted.values())
+        self._log_rows(insert(self.conn))
         return self._check_isolation(self.state, revision=None)
+
+    def fill(self, *, created_only: bool = False, check: str | None = None) -> list[Violation]:
+        """Give the deterministic filler's rows to every table created or restructured since
+        the last fill (every table, the first time); with ``check``, check isolation and blame
+        that revision. Nothing to fill, nothing logged.
+
+        ``created_only`` leaves the tables a step only changed for later: before a downgrade,
+        rows in them may be valid under the new schema alone (a relaxed CHECK, a column made
+        nullable), and a downgrade restoring the old schema rightly refuses them.
+        """
+        if self._unfilled is None or not created_only:
+            tables, self._unfilled = self._unfilled, set()
+        else:
+            tables = self._unfilled & self._created
+            self._unfilled -= tables
+        self._created -= tables or set()
+        if tables is not None and not tables:
+            return []
+        inserted = self._fill_all(self.conn, tables)
+        if inserted:
+            self._log_rows(inserted)
+        return self._check_isolation(self.state, revision=check) if check else []
+
+    def _log_rows(self, rows: Mapping[str, list[dict[str, Any]]]) -> None:
+        inserted = {table: table_rows for table, table_rows in rows.items() if table_rows}
+        self.log.append(LoggedStep("seed", rows=inserted))
+        self.session.coverage.seeded_rows += sum(len(r) for r in inserted.values())
+
+    def _fill_all(self, conn: psycopg.Connection, tables: Collection[str] | None = None,
+                  ) -> Mapping[str, list[dict[str, Any]]]:
+        setup = self.session.isolation_setup()
+        tenancy = setup and Tenancy(setup.tenant_setting, setup.tenant_column)
+        return fill(conn, exclude=self._exclude, tables=tables, tenancy=tenancy).records
+
+    def rows(self) -> data.RowsSnapshot:
+        """Every row now, read through this database's cache (cheap when little changed)."""
+        return data.capture_rows(self.conn, exclude=self._exclude, cache=self._rows)
 
     def replay(self, step: LoggedStep) -> list[Violation]:
         """Run a logged step again: migrations through Alembic, rows inserted verbatim."""
@@ -122,7 +172,7 @@ class Trial:
 
     def _move(self, logged: LoggedStep, run: Callable[[], StepOutcome], *, canonical: bool = False) -> list[Violation]:
         before_state = self.state
-        rows_before = data.capture_rows(self.conn, exclude=self._exclude)
+        rows_before = self.rows()
         outcome = run()
         self.log.append(logged)
         command = logged.as_command()
@@ -135,6 +185,7 @@ class Trial:
         else:
             self.state = self.session.project.read_state(self.conn)
         if not outcome.ok:
+            self._unfilled = None
             return violations
         self._cover(before_state, logged)
         actual = take_snapshot(self.conn, version_table=self.session.project.version_table)
@@ -144,14 +195,21 @@ class Trial:
             reference = self.session.references.snapshot(self.state)
             before_reference = self.session.references.snapshot(before_state)
         except Unreachable:
+            self._unfilled = None
             return violations
+        differences = diff_snapshots(before_reference, reference)
+        structural = frozenset(d.table for d in differences if d.table is not None)
+        if self._unfilled is not None:
+            self._unfilled |= structural
+            self._created |= {d.table for d in differences
+                              if d.change == "added" and d.object.startswith("table ")}
         violations += check_schema(
             actual, reference, revision=revision, after=command,
             accept_column_order=self.session.settings.accept_column_order,
         )
-        rows_after = data.capture_rows(self.conn, exclude=self._exclude)
+        rows_after = self.rows()
         violations += self._check_data(logged.op, revision, ran, before_state, rows_before, rows_after,
-                                       structural=_structural_tables(before_reference, reference))
+                                       structural=structural)
         violations += self._check_isolation(self.state, revision=revision)
         return violations
 
@@ -203,13 +261,6 @@ class Trial:
             coverage.steps[("upgrade", rev)] += 1
         for rev in applied_before - applied_after:
             coverage.steps[("downgrade", rev)] += 1
-
-
-def _structural_tables(before, after) -> frozenset[str]:
-    """Tables whose structure differs between two reference snapshots."""
-    return frozenset(
-        table for diff in diff_snapshots(before, after) if (table := diff.table) is not None
-    )
 
 
 def insert_rows(conn: psycopg.Connection, rows: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:

@@ -187,3 +187,26 @@ def test_capture_is_a_few_milliseconds_on_a_small_schema(pg_conn: psycopg.Connec
     elapsed = (time.perf_counter() - started) / 10
     assert sum(len(t.rows) for t in snapshot.tables.values()) == 1000
     assert elapsed < 0.1, f"capture_rows took {elapsed * 1000:.1f} ms"
+
+
+def test_a_cached_capture_reads_again_only_the_tables_whose_rows_changed(
+    pg_conn: psycopg.Connection,
+) -> None:
+    pg_conn.execute(EVENTS)
+    cache: dict = {}
+    first = capture_rows(pg_conn, cache=cache)
+    assert first == capture_rows(pg_conn)
+    pg_conn.execute("UPDATE events SET label = 'b' WHERE id = 1; ALTER TABLE ledger ADD COLUMN n int")
+    second = capture_rows(pg_conn, cache=cache)
+    assert second == capture_rows(pg_conn)
+    assert ("1", "12.50", "b", "true") in second.tables["public", "events"].rows
+    assert [c.name for c in second.tables["public", "ledger"].columns] == ["id", "memo", "n"]
+    pg_conn.execute("INSERT INTO events VALUES (4, 0, NULL, NULL)")
+    third = capture_rows(pg_conn, cache=cache)
+    # The unchanged table is the very value read before: its rows did not cross the wire again.
+    assert third.tables["public", "ledger"] is second.tables["public", "ledger"]
+    assert third == capture_rows(pg_conn)
+    # Rows put back as they were digest as before: nothing to read again.
+    pg_conn.execute("INSERT INTO ledger VALUES (3, 'kept', NULL)")
+    pg_conn.execute("DELETE FROM ledger WHERE id = 3")
+    assert capture_rows(pg_conn, cache=cache).tables["public", "ledger"] is second.tables["public", "ledger"]
