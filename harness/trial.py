@@ -19,6 +19,7 @@ from .invariants.migration import check_outcome
 from .invariants.schema import check_schema
 from .references import Unreachable
 from .runner import StepOutcome
+from .seeding import read_catalog
 from .seeding.filling import Tenancy, fill
 from .session import Session
 from .snapshot import diff_snapshots, take_snapshot
@@ -151,7 +152,9 @@ class Trial:
                   ) -> Mapping[str, list[dict[str, Any]]]:
         setup = self.session.isolation_setup()
         tenancy = setup and Tenancy(setup.tenant_setting, setup.tenant_column)
-        return fill(conn, exclude=self._exclude, tables=tables, tenancy=tenancy).records
+        catalog = self.session.per_state(
+            "catalog", self.state, lambda: read_catalog(conn, exclude=self._exclude))
+        return fill(conn, tables=tables, tenancy=tenancy, catalog=catalog).records
 
     def rows(self) -> data.RowsSnapshot:
         """Every row now, read through this database's cache (cheap when little changed)."""

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import psycopg
 
+from harness.commands import replay, sweep
+from harness.failures import write_failure_file
 from harness.seeding.filling import Tenancy, fill
+from harness.settings import load_settings
+
+from projects import Rev, make_project
 
 BILLING = """
 CREATE TYPE status AS ENUM ('draft', 'open', 'void');
@@ -85,3 +90,29 @@ def test_filling_again_adds_the_edges_again_beside_the_rows_present(pg_conn: psy
     assert again.added["public.invoices"] >= first.added["public.invoices"] // 2
     assert again.rows["public.invoices"] == sum(
         f.added["public.invoices"] for f in (first, again))
+
+
+# The sweep's use: rows kept across revisions on its one database, and a finding that replays.
+
+_DEFECT = (
+    Rev("r1", upgrade='op.create_table("t", sa.Column("id", sa.Integer, primary_key=True), '
+                      'sa.Column("note", sa.Text))',
+        downgrade='op.drop_table("t")'),
+    Rev("r2", down="r1", upgrade='op.create_table("u", sa.Column("id", sa.Integer, primary_key=True))',
+        downgrade='op.drop_table("u")'),
+    Rev("r3", down="r2", upgrade='op.create_index("ix_t_note", "t", ["note"])\n'
+                                 'op.execute("DELETE FROM t WHERE note = \'\'")',
+        downgrade='op.drop_index("ix_t_note", "t")'),
+)
+
+
+def test_a_sweep_finding_on_rows_earlier_fills_left_replays_from_its_file(tmp_path, pg_server) -> None:
+    ini = make_project(tmp_path / "project", _DEFECT)
+    result = sweep(load_settings(ini), server=pg_server)
+    [failure] = result.failures
+    assert [(v.property, v.revision) for v in failure.violations] == [("data", "r3")]
+    # r3's own steps start on rows the fills of r1 and r2 left in t: the failure carries them.
+    assert failure.steps[0].op == "seed" and "public.t" in failure.steps[0].rows
+    path = write_failure_file(tmp_path / "failures", failure, ini)
+    replayed = replay(path, server=pg_server)
+    assert [(v.property, v.revision) for v in replayed.violations] == [("data", "r3")]

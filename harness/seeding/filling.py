@@ -30,7 +30,7 @@ from typing import Any, Callable, Collection, Iterable, Sequence
 import psycopg
 from psycopg import sql
 
-from .catalog import Column, ForeignKey, Table, TypeInfo, read_catalog
+from .catalog import Catalog, Column, ForeignKey, Table, TypeInfo, read_catalog
 from .hints import Hints
 from .insert import DEFAULT, Inserter, Refused
 
@@ -76,16 +76,18 @@ def fill(
     exclude: Iterable[tuple[str, str]] = (),
     tables: Collection[str] | None = None,
     tenancy: Tenancy | None = None,
+    catalog: Catalog | None = None,
 ) -> Filled:
     """Give rows to every table (or to ``tables``, ``schema.table`` names), parents first.
 
     Without ``rows_per_table``, each table gets its whole set of edge rows, whatever it holds
     already (the sweep fills a table again after a migration changed it). With it, each table
     is topped up to that many rows (the report's sizes), edges first. ``seed`` shifts the
-    plain values; ``tenancy`` sets the tenant setting per row. ``conn`` must be in autocommit
-    mode; everything goes in in one transaction.
+    plain values; ``tenancy`` sets the tenant setting per row; ``catalog``, when the caller
+    keeps one for the schema, saves reading it (``exclude`` is then the caller's business).
+    ``conn`` must be in autocommit mode; everything goes in in one transaction.
     """
-    catalog = read_catalog(conn, exclude=exclude)
+    catalog = catalog or read_catalog(conn, exclude=exclude)
     result = Filled()
     with conn.transaction(), conn.cursor() as cursor:
         inserter = Inserter(cursor)
