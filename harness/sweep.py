@@ -48,6 +48,8 @@ class Finding:
     violations: tuple[Violation, ...]
     start: State
     steps: tuple[LoggedStep, ...]
+    """From ``start``: the rows earlier fills left, then the revision's fills and moves."""
+    revision: str
 
 
 def run_sweep(
@@ -85,7 +87,7 @@ def run_sweep(
                 violations = move()
                 if violations:
                     steps = (*_rows_kept(session, before, start_rows), *trial.log[start_log:])
-                    outcome.findings.append(Finding(tuple(violations), before, steps))
+                    outcome.findings.append(Finding(tuple(violations), before, steps, revision))
                     trial.close()
                     trial = None
                     break
