@@ -28,6 +28,7 @@ import psycopg
 from .graph import State
 from .invariants import data
 from .references import Unreachable
+from .seeding import read_catalog
 from .session import Session
 from .trial import LoggedStep, Trial
 from .violations import Violation
@@ -100,13 +101,18 @@ def run_sweep(
 def _rows_kept(session: Session, state: State, rows: data.RowsSnapshot) -> tuple[LoggedStep, ...]:
     """The rows ``rows`` holds beyond those of ``state``'s reference, as a step a replay
     inserts: what earlier revisions' fills left in the sweep's one database."""
+    exclude = (session.project.version_table,)
     with psycopg.connect(session.server.dsn(session.references.template(state)), autocommit=True) as conn:
-        reference = data.capture_rows(conn, exclude=(session.project.version_table,))
-    kept = {
-        ".".join(name): [_record(table.columns, row) for row in data.surplus(table, reference.tables.get(name))]
-        for name, table in rows.tables.items()
-    }
-    kept = {table: records for table, records in kept.items() if records}
+        reference = data.capture_rows(conn, exclude=exclude)
+        parents_first = read_catalog(conn, exclude=exclude).keys()
+    kept = {}
+    for key in parents_first:
+        name = tuple(key.split(".", 1))
+        if name in rows.tables:
+            table = rows.tables[name]
+            records = [_record(table.columns, row) for row in data.surplus(table, reference.tables.get(name))]
+            if records:
+                kept[key] = records
     return (LoggedStep("seed", rows=kept),) if kept else ()
 
 

@@ -95,9 +95,12 @@ def test_filling_again_adds_the_edges_again_beside_the_rows_present(pg_conn: psy
 # The sweep's use: rows kept across revisions on its one database, and a finding that replays.
 
 _DEFECT = (
-    Rev("r1", upgrade='op.create_table("t", sa.Column("id", sa.Integer, primary_key=True), '
-                      'sa.Column("note", sa.Text))',
-        downgrade='op.drop_table("t")'),
+    # The parent sorts after its child: a replay must insert the kept rows parents first.
+    Rev("r1", upgrade='op.create_table("z_parent", sa.Column("id", sa.Integer, primary_key=True))\n'
+                      'op.create_table("t", sa.Column("id", sa.Integer, primary_key=True), '
+                      'sa.Column("note", sa.Text), '
+                      'sa.Column("parent_id", sa.Integer, sa.ForeignKey("z_parent.id"), nullable=False))',
+        downgrade='op.drop_table("t")\nop.drop_table("z_parent")'),
     Rev("r2", down="r1", upgrade='op.create_table("u", sa.Column("id", sa.Integer, primary_key=True))',
         downgrade='op.drop_table("u")'),
     Rev("r3", down="r2", upgrade='op.create_index("ix_t_note", "t", ["note"])\n'
@@ -112,7 +115,7 @@ def test_a_sweep_finding_on_rows_earlier_fills_left_replays_from_its_file(tmp_pa
     [failure] = result.failures
     assert [(v.property, v.revision) for v in failure.violations] == [("data", "r3")]
     # r3's own steps start on rows the fills of r1 and r2 left in t: the failure carries them.
-    assert failure.steps[0].op == "seed" and "public.t" in failure.steps[0].rows
+    assert failure.steps[0].op == "seed" and list(failure.steps[0].rows) == ["public.z_parent", "public.t"]
     path = write_failure_file(tmp_path / "failures", failure, ini)
     replayed = replay(path, server=pg_server)
     assert [(v.property, v.revision) for v in replayed.violations] == [("data", "r3")]
