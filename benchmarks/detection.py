@@ -79,10 +79,11 @@ def measure(server: Server, work: Path, seeds: list[int], correct_seeds: list[in
     alarms = []
     for history in correct:
         for seed in [None, *correct_seeds]:
-            _, found, _ = _timed(run_sweep if seed is None else run_walk, history, work, server, seed)
+            _, found, took = _timed(run_sweep if seed is None else run_walk, history, work, server, seed)
             alarms += [{"history": history.id, "seed": seed, "violation": v.headline()} for v in found]
-    for alarm in alarms:
-        print(f"  FALSE ALARM on {alarm['history']} (seed {alarm['seed']}): {alarm['violation']}", flush=True)
+            run = "sweep" if seed is None else f"walk, seed {seed}"
+            print(f"  {history.id} ({run}, {took:.1f} s): "
+                  + ("; ".join(f"FALSE ALARM {v.headline()}" for v in found) or "silent"), flush=True)
     return {"seeds": seeds, "correct_seeds": correct_seeds, "mutants": rows, "false_alarms": alarms,
             "correct_histories": [c.id for c in correct]}
 
