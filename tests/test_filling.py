@@ -9,6 +9,7 @@ import psycopg
 
 from harness.commands import replay, sweep
 from harness.failures import write_failure_file
+from harness.seeding import Catalog
 from harness.seeding.filling import Tenancy, fill
 from harness.settings import load_settings
 
@@ -119,3 +120,10 @@ def test_a_sweep_finding_on_rows_earlier_fills_left_replays_from_its_file(tmp_pa
     path = write_failure_file(tmp_path / "failures", failure, ini)
     replayed = replay(path, server=pg_server)
     assert [(v.property, v.revision) for v in replayed.violations] == [("data", "r3")]
+
+
+def test_an_empty_catalog_given_is_the_schema_not_a_request_to_read_it(pg_conn: psycopg.Connection) -> None:
+    # A state whose revisions made no table yet: the version table must not be filled.
+    pg_conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+    assert fill(pg_conn, catalog=Catalog(())).records == {}
+    assert pg_conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (0,)

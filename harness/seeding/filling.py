@@ -87,7 +87,7 @@ def fill(
     keeps one for the schema, saves reading it (``exclude`` is then the caller's business).
     ``conn`` must be in autocommit mode; everything goes in in one transaction.
     """
-    catalog = catalog or read_catalog(conn, exclude=exclude)
+    catalog = catalog if catalog is not None else read_catalog(conn, exclude=exclude)
     result = Filled()
     with conn.transaction(), conn.cursor() as cursor:
         inserter = Inserter(cursor)
