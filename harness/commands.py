@@ -162,7 +162,8 @@ def walk(
         )
         failures = []
         for found in outcome.failures:
-            cut = minimize(session, Cut(found.violations, outcome.start, found.steps, found.path), chosen.replays)
+            start = found.path[0] if found.path else outcome.start  # a filled example replays from base
+            cut = minimize(session, Cut(found.violations, start, found.steps, found.path), chosen.replays)
             failures += defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
         result = _result("walk", session, started, failures, seed=seed, stopped=outcome.stopped,
                          stop_signal=stop.signal, health=outcome.health.to_json(),

@@ -9,7 +9,7 @@ then starts from a clone (about 10 ms) instead of replaying DDL.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 import psycopg
 
@@ -93,7 +93,8 @@ class References:
         self._shortcuts: dict[State, str] = {}
         self._visited: set[State] = set()
         self._roots_between: dict[frozenset[State], frozenset[str]] = {}
-        self._structural: dict[frozenset[State], frozenset[str]] = {}
+        self._tables_changed: dict[tuple[State, State], tuple[frozenset[str], frozenset[str]]] = {}
+        self._derived: dict[tuple[str, State], tuple[str, Any]] = {}
 
     def template(self, state: State) -> str:
         """The name of a database at ``state``; clone it, never connect to it for long."""
@@ -170,16 +171,19 @@ class References:
             )
         return self._roots_between[key]
 
-    def structural_tables(self, a: State, b: State) -> frozenset[str]:
-        """Tables whose structure (definition, columns, constraints) differs between two
-        references: the tables a step between the two states may rewrite. Computed once per pair."""
-        key = frozenset((a, b))
-        if key not in self._structural:
-            self._structural[key] = frozenset(
-                table for diff in diff_snapshots(self.snapshot(a), self.snapshot(b))
-                if (table := diff.table) is not None
+    def tables_changed(self, a: State, b: State) -> tuple[frozenset[str], frozenset[str]]:
+        """The tables (``schema.table``) whose structure differs between the references of a step
+        from ``a`` to ``b``, and those of them the step creates: the tables it may rewrite and
+        those a filler must give rows. Computed once per step."""
+        key = (a, b)
+        if key not in self._tables_changed:
+            differences = diff_snapshots(self.snapshot(a), self.snapshot(b))
+            self._tables_changed[key] = (
+                frozenset(d.table for d in differences if d.table is not None),
+                frozenset(d.table for d in differences
+                          if d.change == "added" and d.object.startswith("table ")),
             )
-        return self._structural[key]
+        return self._tables_changed[key]
 
     def adopt(self, state: State, snapshot: Snapshot) -> None:
         """Take ``snapshot`` as the reference of ``state`` without building its template.
@@ -191,11 +195,29 @@ class References:
         """
         self._snapshots.setdefault(state, snapshot)
 
+    def derived(self, kind: str, state: State, build: Callable[[psycopg.Connection], Any]) -> tuple[str, Any]:
+        """A clone of ``state``'s template changed by ``build`` (say, filled with rows), made
+        once per ``kind`` and state: its name (clone it, never connect to it for long) and what
+        ``build`` returned."""
+        key = (kind, state)
+        if key not in self._derived:
+            database = self._server.create_database(template=self.template(state))
+            try:
+                with psycopg.connect(database.dsn, autocommit=True) as conn:
+                    built = build(conn)
+            except BaseException:
+                self._server.drop_database(database.name)
+                raise
+            self._derived[key] = (database.name, built)
+        return self._derived[key]
+
     def close(self) -> None:
-        for name in [*self._chain.kept.values(), *self._shortcuts.values()]:
+        for name in [*self._chain.kept.values(), *self._shortcuts.values(),
+                     *(name for name, _ in self._derived.values())]:
             self._server.drop_database(name)
         self._chain.kept.clear()
         self._shortcuts.clear()
+        self._derived.clear()
 
     def _fail(self, state: State, step: Step, outcome: StepOutcome) -> str:
         self._unreachable[state] = Unreachable(step, outcome)

@@ -4,15 +4,31 @@ For each revision, a trial starts from the reference of the state just before it
 one broken revision never hides the next) and runs upgrade, downgrade, upgrade, with every
 invariant checked after each step. Fast, exhaustive over the graph's edges, and the first thing
 to run on a new project.
+
+Before each upgrade and each downgrade the deterministic filler
+(:mod:`harness.seeding.filling`) gives rows to every table created or restructured since it last
+ran (every table on a fresh clone): two tenants, every enum label, NULLs, the edges of each type.
+Before a downgrade only the tables the upgrade created get rows: rows valid under the new schema
+alone (a relaxed CHECK, a column made nullable) may rightly stop a downgrade restoring the old.
+So data preservation, the round trip with rows and tenant isolation are checked on every
+revision, every run, with no seed involved, and rows kept across the sweep's steps make the
+filling cost grow with the history, not with its square. After the fill that precedes a
+downgrade, isolation is checked again and blamed on the revision just upgraded: a table it
+created gets its first rows there.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import json
+from typing import Any, Callable
+
+import psycopg
 
 from .graph import State
+from .invariants import data
 from .references import Unreachable
+from .seeding import read_catalog
 from .session import Session
 from .trial import LoggedStep, Trial
 from .violations import Violation
@@ -33,6 +49,10 @@ class Finding:
     violations: tuple[Violation, ...]
     start: State
     steps: tuple[LoggedStep, ...]
+    """From ``start``: the rows earlier fills left, then the revision's fills and moves."""
+    revision: str | None = None
+    """The revision swept when it was found; None for what the whole snapshot at the end of a
+    trial found (a change no step's scoped snapshot saw)."""
 
 
 def run_sweep(
@@ -61,16 +81,16 @@ def run_sweep(
                     outcome.not_reached[revision] = str(unreachable)
                     continue
             irreversible = revision in session.settings.irreversible
-            moves = [lambda: trial.upgrade(revision, canonical=True)]
+            moves = [lambda: trial.fill() or trial.upgrade(revision, canonical=True)]
             if not irreversible:
-                moves += [lambda: trial.downgrade(revision), lambda: trial.upgrade(revision)]
-            start_log = len(trial.log)
+                moves += [lambda: trial.fill(created_only=True, check=revision) or trial.downgrade(revision),
+                          lambda: trial.fill() or trial.upgrade(revision)]
+            start_rows, start_log = trial.rows(), len(trial.log)
             for move in moves:
                 violations = move()
                 if violations:
-                    outcome.findings.append(
-                        Finding(tuple(violations), before, tuple(trial.log[start_log:]))
-                    )
+                    steps = (*_rows_kept(session, before, start_rows), *trial.log[start_log:])
+                    outcome.findings.append(Finding(tuple(violations), before, steps, revision))
                     trial.close()
                     trial = None
                     break
@@ -91,6 +111,28 @@ def _end(trial: Trial, outcome: SweepOutcome) -> None:
             outcome.findings.append(Finding(tuple(violations), trial.start, tuple(trial.log)))
     finally:
         trial.close()
+def _rows_kept(session: Session, state: State, rows: data.RowsSnapshot) -> tuple[LoggedStep, ...]:
+    """The rows ``rows`` holds beyond those of ``state``'s reference, as a step a replay
+    inserts: what earlier revisions' fills left in the sweep's one database."""
+    exclude = (session.project.version_table,)
+    with psycopg.connect(session.server.dsn(session.references.template(state)), autocommit=True) as conn:
+        reference = data.capture_rows(conn, exclude=exclude)
+        parents_first = read_catalog(conn, exclude=exclude).keys()
+    kept = []
+    for key in parents_first:
+        name = tuple(key.split(".", 1))
+        if name in rows.tables:
+            table = rows.tables[name]
+            kept += [(key, _record(table.columns, row))
+                     for row in data.surplus(table, reference.tables.get(name))]
+    return (LoggedStep("seed", rows=tuple(kept)),) if kept else ()
+
+
+def _record(columns: tuple[data.ComparedColumn, ...], row: data.Row) -> dict[str, Any]:
+    """A captured row as a replay inserts it: JSON columns as JSON, everything else as text,
+    which ``jsonb_populate_record`` reads with each type's own input function."""
+    return {c.name: json.loads(v) if v is not None and c.type in ("json", "jsonb") else v
+            for c, v in zip(columns, row)}
 
 
 def _state_before(session: Session, revision: str) -> State:

@@ -7,7 +7,7 @@ is run or checked, and this module knows nothing of how steps are chosen (nor of
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import psycopg
 from psycopg import sql
@@ -20,6 +20,8 @@ from .pasteable import insert_statement
 from .references import Unreachable
 from .runner import StepOutcome
 from .schema_watch import SchemaWatch
+from .seeding import read_catalog
+from .seeding.filling import Tenancy, fill
 from .session import Session
 from .violations import Violation
 
@@ -64,16 +66,34 @@ class LoggedStep:
 class Trial:
     """A scratch database cloned at a revision state, with its own connections."""
 
-    def __init__(self, session: Session, start: State = frozenset()) -> None:
+    def __init__(self, session: Session, start: State = frozenset(), *, filled: bool = False) -> None:
+        """A clone of ``start``'s reference, or with ``filled`` of its filled template (every
+        table holding the filler's rows; ``start`` then has one head). A filled trial's log
+        begins with the steps that make that template, so that it replays from an empty
+        database."""
         self.session = session
-        self.start = start
+        self.start = frozenset() if filled else start
+        """Where :attr:`log` replays from."""
         self.state = start
         self.log: list[LoggedStep] = []
         self.path: list[State] = []
         """The state each step of :attr:`log` was taken from."""
         project = session.project
         self._exclude = (project.version_table,)
-        self.database = session.server.create_database(template=session.references.template(start))
+        if filled:
+            template, records = session.references.derived("filled", start, self._fill_all)
+            reached: State = frozenset()
+            for head in sorted(start):
+                self.log.append(LoggedStep("upgrade", target=head))
+                self.path.append(reached)
+                for step in project.graph.plan("upgrade", head, reached):
+                    reached = project.graph.after(reached, step)
+            if records:
+                self.log.append(LoggedStep("seed", rows=records))
+                self.path.append(start)
+        else:
+            template = session.references.template(start)
+        self.database = session.server.create_database(template=template)
         try:
             self.conn = psycopg.connect(self.database.dsn, autocommit=True)
             self.runner = project.runner(self.database)
@@ -85,6 +105,10 @@ class Trial:
         # and the state the upgrade started from, for the round-trip data check.
         self._round_trips: dict[tuple[str, State], tuple[data.RowsSnapshot, data.RowsSnapshot]] = {}
         self._added = data.AddedRows()
+        self._rows: data.RowsCache = {}
+        # Tables (schema.table) created or restructured since the last fill; None: every table.
+        self._unfilled: set[str] | None = set() if filled else None
+        self._created: set[str] = set()
         session.coverage.states[start] += 1
 
     def upgrade(self, revision: str, *, canonical: bool = False) -> list[Violation]:
@@ -141,11 +165,50 @@ class Trial:
     def seed(self, insert: Callable[[psycopg.Connection], Sequence[tuple[str, Mapping[str, Any]]]]) -> list[Violation]:
         """Insert rows with ``insert`` (which returns ``(table, record)`` for each row that went
         in, in order), check isolation."""
-        inserted = tuple(insert(self.conn))
+        self._log_rows(tuple(insert(self.conn)))
+        return self._check_isolation(self.state, revision=None)
+
+    def fill(self, *, created_only: bool = False, check: str | None = None) -> list[Violation]:
+        """Give the deterministic filler's rows to every table created or restructured since
+        the last fill (every table, the first time); with ``check``, check isolation and blame
+        that revision. Nothing to fill, nothing logged.
+
+        ``created_only`` leaves the tables a step only changed for later: before a downgrade,
+        rows in them may be valid under the new schema alone (a relaxed CHECK, a column made
+        nullable), and a downgrade restoring the old schema rightly refuses them.
+        """
+        if self._unfilled is None or not created_only:
+            tables, self._unfilled = self._unfilled, set()
+        else:
+            tables = self._unfilled & self._created
+            self._unfilled -= tables
+        self._created -= tables or set()
+        if tables is not None and not tables:
+            return []
+        inserted = self._fill_all(self.conn, tables)
+        if inserted:
+            self._log_rows(inserted)
+        return self._check_isolation(self.state, revision=check) if check else []
+
+    def _log_rows(self, inserted: tuple[tuple[str, Mapping[str, Any]], ...]) -> None:
         self.log.append(LoggedStep("seed", rows=inserted))
         self.path.append(self.state)
         self.session.coverage.seeded_rows += len(inserted)
-        return self._check_isolation(self.state, revision=None)
+
+    def _fill_all(self, conn: psycopg.Connection, tables: Collection[str] | None = None,
+                  ) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+        """The filler's rows for ``tables`` (every table: None), as ``(table, record)`` in the
+        order they went in (parents first)."""
+        setup = self.session.isolation_setup()
+        tenancy = setup and Tenancy(setup.tenant_setting, setup.tenant_column)
+        catalog = self.session.per_state(
+            "catalog", self.state, lambda: read_catalog(conn, exclude=self._exclude))
+        records = fill(conn, tables=tables, tenancy=tenancy, catalog=catalog).records
+        return tuple((table, record) for table, rows in records.items() for record in rows)
+
+    def rows(self) -> data.RowsSnapshot:
+        """Every row now, read through this database's cache (cheap when little changed)."""
+        return data.capture_rows(self.conn, exclude=self._exclude, cache=self._rows)
 
     def replay(self, step: LoggedStep) -> list[Violation]:
         """Run a logged step again: migrations through Alembic, rows inserted verbatim in the
@@ -168,7 +231,7 @@ class Trial:
 
     def _move(self, logged: LoggedStep, run: Callable[[], StepOutcome], *, canonical: bool = False) -> list[Violation]:
         before_state = self.state
-        rows_before = data.capture_rows(self.conn, exclude=self._exclude)
+        rows_before = self.rows()
         # Read before the step, which may drop them: a round trip with rows added in between
         # forgives the rows they refer to (see data.check_round_trip).
         keys = data.foreign_keys(self.conn) if logged.op == "downgrade" and self._round_trips else ()
@@ -186,13 +249,19 @@ class Trial:
         else:
             self.state = self.session.project.read_state(self.conn)
         if not outcome.ok:
+            self._unfilled = None
             return violations
         self._cover(before_state, logged)
         try:
             violations += self._schema.check(self.state, revision=revision, after=command, canonical=canonical)
         except Unreachable:
+            self._unfilled = None
             return violations
-        rows_after = data.capture_rows(self.conn, exclude=self._exclude)
+        if self._unfilled is not None:
+            structural, created = self.session.references.tables_changed(before_state, self.state)
+            self._unfilled |= structural
+            self._created |= created
+        rows_after = self.rows()
         violations += self._check_data(logged.op, revision, ran, before_state, rows_before, rows_after,
                                        keys)
         violations += sequences.check_sequences(

@@ -25,6 +25,7 @@ APP = "__app_role__"
 """Placeholder for the application role's name in revision bodies."""
 
 Run = Literal["sweep", "walk"]
+BOTH: tuple[Run, ...] = ("sweep", "walk")
 
 _CREATE_APP = f'''op.execute("""
 DO $$ BEGIN
@@ -46,7 +47,8 @@ class Mutant:
     names: str
     """Text the violation's message must contain: the object that is wrong."""
     runs: tuple[Run, ...]
-    """The runs that must catch it: the sweep seeds no rows, so data-dependent ones need the walk."""
+    """The runs that must catch it: both, since the sweep fills every table with the
+    deterministic filler's rows; only the walk for defects of paths the sweep never takes."""
     settings: dict = dataclasses.field(default_factory=dict)
     env: str = "cookbook"
 
@@ -208,27 +210,43 @@ PLAIN_MUTANTS = [
     plain("migration-calls-sys-exit", "migration_error", "SystemExit",
           'op.add_column("t", sa.Column("flag", sa.Boolean))\nimport sys\nsys.exit(3)',
           runs=("sweep", "walk")),
-    # Data-dependent: only rows make these fail, so only the walk, which seeds rows, sees them.
+    # Data-dependent: only rows make these fail. The sweep's filler gives t its NULLs, mixed
+    # case, zero, fractions, maximal lengths and repeated values; the walk starts on them too.
     plain("rows-deleted-by-a-grants-revision", "data", "public.t",
           f'{_CREATE_APP}\nop.execute("GRANT SELECT ON t TO {APP}")\n'
           f'op.execute("DELETE FROM t WHERE note IS NULL")',
-          f'op.execute("REVOKE SELECT ON t FROM {APP}")', runs=("walk",)),
-    # Not numeric to integer: NaN, which numeric admits, makes that one fail first.
-    plain("numeric-scale-reduced-rounds", "data", "public.t",
-          'op.alter_column("t", "amount", type_=sa.Numeric(10, 0))',
-          'op.alter_column("t", "amount", type_=sa.Numeric(10, 2))', runs=("walk",)),
+          f'op.execute("REVOKE SELECT ON t FROM {APP}")', runs=BOTH),
+    # Not numeric to integer: NaN, which numeric admits, makes that one fail first. Cut, not
+    # rounded, and to as many integer digits: the filler's largest amounts must neither
+    # overflow the upgrade nor make the downgrade fail, a defect of its own.
+    plain("numeric-scale-reduced-loses-cents", "data", "public.t",
+          'op.alter_column("t", "amount", type_=sa.Numeric(8, 0), postgresql_using="trunc(amount)")',
+          'op.alter_column("t", "amount", type_=sa.Numeric(10, 2))', runs=BOTH),
     plain("varchar-shortened-truncates", "data", "public.t",
           'op.alter_column("t", "name", type_=sa.String(3), postgresql_using="left(name, 3)")',
-          'op.alter_column("t", "name", type_=sa.String(50))', runs=("walk",)),
+          'op.alter_column("t", "name", type_=sa.String(50))', runs=BOTH),
     plain("downgrade-loses-a-column", "data", "public.t",
           'op.drop_column("t", "memo")',
-          'op.add_column("t", sa.Column("memo", sa.Text))', runs=("walk",)),
+          'op.add_column("t", sa.Column("memo", sa.Text))', runs=BOTH),
     plain("not-null-column-without-default", "migration_error", "public.t",
           'op.add_column("t", sa.Column("status", sa.Text, nullable=False))',
-          'op.drop_column("t", "status")', runs=("walk",)),
+          'op.drop_column("t", "status")', runs=BOTH),
     plain("unique-index-over-duplicates", "migration_error", "ux_t_name",
           'op.create_index("ux_t_name", "t", ["name"], unique=True)',
-          'op.drop_index("ux_t_name", "t")', runs=("walk",)),
+          'op.drop_index("ux_t_name", "t")', runs=BOTH),
+    # Revisions that change no table yet change rows, each only on some values.
+    plain("rows-deleted-by-a-policy-revision", "data", "public.t",
+          'op.execute("CREATE POLICY p_t ON t USING (true)")\n'
+          'op.execute("DELETE FROM t WHERE status = \'done\'")',
+          'op.execute("DROP POLICY p_t ON t")', before=(_ENUM_STATUS,), runs=BOTH),
+    plain("values-lower-cased-by-a-grants-revision", "data", "public.t",
+          f'{_CREATE_APP}\nop.execute("GRANT SELECT ON t TO {APP}")\n'
+          f'op.execute("UPDATE t SET note = lower(note)")',
+          f'op.execute("REVOKE SELECT ON t FROM {APP}")', runs=BOTH),
+    plain("zero-amounts-voided-by-a-policy-revision", "data", "public.t",
+          'op.execute("CREATE POLICY p_t ON t USING (true)")\n'
+          'op.execute("UPDATE t SET status = \'done\' WHERE amount = 0")',
+          'op.execute("DROP POLICY p_t ON t")', before=(_ENUM_STATUS,), runs=BOTH),
     # Either branch may be blamed, or none when one `upgrade heads` applied both.
     Mutant("branch-order-dependence", (PLAIN_BASE, *_BRANCH_DEFAULTS), "schema", ("b1", "b2", None),
            "column public.t.name", ("walk",)),
@@ -318,11 +336,15 @@ TENANT_MUTANTS = [
                 "SECURITY DEFINER LANGUAGE sql "
                 "AS 'SELECT tenant_id, count(*) FROM items GROUP BY tenant_id'"),
            _sql("DROP FUNCTION tenant_totals()")),
-    # The same hole with no rows from the migration: the walk must seed the new table itself.
-    # A hole seen right after a seed step has no migration step to blame (revision None).
+    # The same holes with no rows from the migration: the sweep's filler and the walk must
+    # give the new table rows of two tenants themselves. A hole seen right after a walk's seed
+    # step has no migration step to blame (revision None).
     tenant("new-tenant-table-without-rls-seeded", "public.notes",
            _tenant_table("notes", rls=False, policy=False, rows_from=None),
-           'op.drop_table("notes")', runs=("walk",), blamed=("r2", None)),
+           'op.drop_table("notes")', runs=BOTH, blamed=("r2", None)),
+    tenant("policy-without-enable-rls-seeded", "public.notes",
+           _tenant_table("notes", rls=False, policy=True, rows_from=None),
+           'op.drop_table("notes")', runs=BOTH, blamed=("r2", None)),
 ]
 
 # An identity with rows behind it: the next plain INSERT must still find a free key.

@@ -32,6 +32,8 @@ DEFECTS = {
     # 94 makes w(id, a, b); 95 drops a and its downgrade re-adds it, at the end.
     95: ('op.drop_column("w", "a")', 'op.add_column("w", sa.Column("a", sa.Integer))', "column_order"),
 }
+ALSO = {("data", "r095")}
+"""Found beside: 95's downgrade re-adds a empty, losing the values the sweep's filler gave it."""
 
 
 def _rid(i: int) -> str:
@@ -60,7 +62,7 @@ def test_one_sweep_reports_every_defect_of_a_long_history(tmp_path: Path, pg_ser
     ini = make_project(tmp_path, _history())
     result = commands.sweep(load_settings(ini), server=pg_server)
     found = {(v.property, v.revision) for v in result.violations}
-    assert found == {(prop, _rid(i)) for i, (_, _, prop) in DEFECTS.items()}
+    assert found == {(prop, _rid(i)) for i, (_, _, prop) in DEFECTS.items()} | ALSO
     assert result.not_reached == {}
     # Every other revision was swept to the end: upgraded twice and downgraded once.
     clean = [_rid(i) for i in range(1, LENGTH + 1) if i not in DEFECTS]
@@ -71,4 +73,4 @@ def test_column_order_can_be_accepted(tmp_path: Path, pg_server) -> None:
     ini = make_project(tmp_path, _history())
     result = commands.sweep(load_settings(ini, accept_column_order=True), server=pg_server)
     assert "column_order" not in {v.property for v in result.violations}
-    assert len(result.violations) == len(DEFECTS) - 1
+    assert len(result.violations) == len(DEFECTS) - 1 + len(ALSO)

@@ -1,8 +1,9 @@
 """Every invariant catches real defects: each mutant of the corpus is reported by the runs it
 must be, with the right property, the right revision and a message naming the object.
 
-The corpus lives in :mod:`mutants`. The sweep is deterministic and seeds no rows; the walk
-gets the ``ci`` profile's budget and a seed of its own per mutant (the CRC-32 of its id).
+The corpus lives in :mod:`mutants`. The sweep fills every table with the deterministic filler's
+rows; the walk gets the ``ci`` profile's budget and a seed of its own per mutant (the CRC-32 of
+its id).
 """
 
 from __future__ import annotations

@@ -123,14 +123,22 @@ class RowsSnapshot:
         return {_qualified(name): len(table.rows) for name, table in self.tables.items()}
 
 
+RowsCache = dict[TableName, tuple[tuple[Any, ...], TableRows]]
+"""Tables already read, each under the server's digest of its rows: see :func:`capture_rows`."""
+
+
 def capture_rows(
-    conn: psycopg.Connection, exclude: Collection[TableName] = (("public", "alembic_version"),)
+    conn: psycopg.Connection, exclude: Collection[TableName] = (("public", "alembic_version"),),
+    *, cache: RowsCache | None = None,
 ) -> RowsSnapshot:
-    """Read every row of every table outside the system schemas, in three queries.
+    """Read every row of every table outside the system schemas.
 
     All tables are read by one ``UNION ALL`` of text arrays, so the cost is one round trip
-    whatever the number of tables. Runs in its own transaction (a savepoint when ``conn`` is
-    already in one) and changes nothing.
+    whatever the number of tables. With a ``cache`` (one per database, kept by the caller), the
+    server first digests each table (row count and md5 of its sorted rows' text) and only the
+    tables whose digest is not the cached one are read again: a run that keeps rows across many
+    steps then moves only the rows a step or a fill touched, not every row at every step.
+    Runs in its own transaction (a savepoint when ``conn`` is already in one), changes nothing.
     """
     excluded = set(exclude)
     with conn.transaction():
@@ -142,22 +150,46 @@ def capture_rows(
         ]
         if not tables:
             return RowsSnapshot({})
-        selects = [_select_as_text(i, name, kind, columns) for i, (name, kind, columns) in
-                   enumerate(tables)]
-        try:
-            result = conn.execute(sql.SQL(" UNION ALL ").join(selects)).fetchall()
-        except psycopg.errors.InsufficientPrivilege as exc:
-            raise HarnessError(
-                f"cannot read every row to check data preservation: {exc.diag.message_primary}",
-                hint="connect as a superuser or a role with BYPASSRLS",
-            ) from None
-    rows: list[list[Row]] = [[] for _ in tables]
+        keys = [(columns, None) for _, _, columns in tables]
+        if cache is not None:
+            digests = dict(_query(conn, [_digest_as_text(i, name, kind, columns)
+                                         for i, (name, kind, columns) in enumerate(tables)]))
+            keys = [(columns, digests[i]) for i, (_, _, columns) in enumerate(tables)]
+        stale = [i for i, (name, _, _) in enumerate(tables)
+                 if cache is None or cache.get(name, (None,))[0] != keys[i]]
+        result = _query(conn, [_select_as_text(i, *tables[i]) for i in stale]) if stale else []
+    rows: dict[int, list[Row]] = {i: [] for i in stale}
     for index, values in result:
         rows[index].append(tuple(values))
-    return RowsSnapshot({
-        name: TableRows(columns, tuple(table_rows))
-        for (name, _, columns), table_rows in zip(tables, rows)
-    })
+    snapshot = {}
+    for i, (name, _, columns) in enumerate(tables):
+        if i in rows:
+            snapshot[name] = TableRows(columns, tuple(rows[i]))
+            if cache is not None:
+                cache[name] = (keys[i], snapshot[name])
+        else:
+            snapshot[name] = cache[name][1]
+    return RowsSnapshot(snapshot)
+
+
+def _query(conn: psycopg.Connection, selects: list[sql.Composed]) -> list[tuple[Any, ...]]:
+    try:
+        return conn.execute(sql.SQL(" UNION ALL ").join(selects)).fetchall()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise HarnessError(
+            f"cannot read every row to check data preservation: {exc.diag.message_primary}",
+            hint="connect as a superuser or a role with BYPASSRLS",
+        ) from None
+
+
+def _digest_as_text(
+    index: int, name: TableName, kind: str, columns: tuple[ComparedColumn, ...]
+) -> sql.Composed:
+    rows = _select_as_text(index, name, kind, columns)
+    return sql.SQL(
+        "SELECT {index}, ARRAY[count(*)::text, md5(string_agg(r::text, ',' ORDER BY r::text))] "
+        "FROM ({rows}) AS s(i, r)"
+    ).format(index=sql.Literal(index), rows=rows)
 
 
 def _select_as_text(
@@ -394,6 +426,14 @@ def _by_key(
             if normalizing else projected
         grouped[key].append(projected)
     return grouped
+
+
+def surplus(table: TableRows, other: TableRows | None) -> list[Row]:
+    """Rows of ``table`` beyond those ``other`` holds (a multiset difference); every row when
+    ``other`` is missing or has other columns."""
+    if other is None or other.columns != table.columns:
+        return list(table.rows)
+    return list((collections.Counter(table.rows) - collections.Counter(other.rows)).elements())
 
 
 def _surplus(these: dict[Row, list[Row]], those: dict[Row, list[Row]]) -> list[Row]:

@@ -19,8 +19,7 @@ def check(ctx: Context) -> Section:
     outcome = run_sweep(ctx.session)
     found = {}
     for finding in outcome.findings:
-        # Every step of a sweep finding moves the one revision being swept.
-        found[finding.steps[0].revision] = finding
+        found[finding.revision] = finding
     rows = []
     for rev in ctx.graph.revisions:
         if rev in outcome.not_reached:

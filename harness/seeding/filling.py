@@ -1,15 +1,19 @@
-"""A seeded database of a chosen size, deterministic and without Hypothesis.
+"""Rows built from the catalog, the same every time: the sweep's filler and the report's.
 
-The report needs non-empty tables, not edge cases: migrations that rewrite a table, copy it into
-a materialized view, take its locks or dump it behave differently on rows than on nothing.
-Hypothesis' seeding (:mod:`.rows`) is built to find edge cases and needs a ``draw``; the
-report is not a search and never loads Hypothesis, so this module fills tables with plain values
-from ``random.Random``, driven by the same catalog model (:func:`.catalog.read_catalog`: types,
-CHECK hints, foreign keys, unique keys).
+Data, isolation and data-dependent defects show only on rows, and a deterministic check needs
+the rows that show them without a search: at least two tenants, every enum label and every
+literal a CHECK or a partition bound names, NULL where allowed, the edges of each type (empty
+and maximal-length strings, mixed case, zero, negative, the type's limits, far dates), and
+parents for every foreign key. :func:`fill` gives each table such a set of rows, driven by the
+catalog model (:func:`.catalog.read_catalog`), with no Hypothesis and no randomness.
 
-As in seeding, the database is the judge: every row goes in inside its own savepoint, a row it
-refuses is tried again with other values a few times and otherwise counted as rejected. The
-counts of what went in are part of the report's evidence.
+Row ``i`` of a table takes the ``i``-th edge of every column at once (non-unique columns cycle
+through theirs, so values repeat as real data does; key columns take plain, distinct values
+once their edges are spent). The database is the judge: every row goes in inside its own
+savepoint (:class:`.insert.Inserter`); a refused row is tried again as one row per edge it
+carried, each on otherwise plain values, so one edge a CHECK forbids never costs the others.
+Refused rows are counted. A row of a table carrying the tenant column goes in with the tenant
+setting at the row's tenant, as the application would insert it.
 """
 
 from __future__ import annotations
@@ -17,108 +21,194 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import random
 import re
 import string
 import uuid
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Collection, Iterable, Sequence
 
 import psycopg
 from psycopg import sql
 
-from .catalog import Column, ForeignKey, Table, TypeInfo, read_catalog
+from .catalog import Catalog, Column, ForeignKey, Table, TypeInfo, read_catalog
 from .hints import Hints
-from .insert import Inserter, Refused
+from .insert import DEFAULT, Inserter, Refused
 
-ATTEMPTS = 30
-"""Candidates per row: CHECKs that tie columns together accept a fraction of random rows."""
-POOL_LIMIT = 2000
-"""Parent rows a foreign key chooses from."""
+LONGEST_TEXT = 200
+"""The longest string given to a column without a length limit."""
+EXTRA_ROWS = 2
+"""Rows beyond the longest list of edges: plain rows, and repeats of the first edges."""
+PARENTS = 4
+"""Parents a table's rows are spread over at least: two tenants and more."""
 
-Maker = Callable[[int, bool, random.Random], str]
-"""Makes a column's value as text from the row's index, whether it must be unique, and the rng."""
-
-_OMIT = object()
-"""Leave the column out of the INSERT, so its default applies."""
-
-_EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
-_ALPHABETS = (
-    string.ascii_lowercase + string.digits,
-    string.ascii_uppercase,
-    string.digits,
-    string.ascii_lowercase,
-    string.ascii_letters + string.digits,
-)
+Plain = Callable[[int], Any]
+"""A column's plain value for row number ``n``: valid-looking and distinct per ``n``."""
 
 
 @dataclasses.dataclass
 class Filled:
-    """What :func:`fill` did: rows per table now, rows it added, rows the database refused."""
+    """What :func:`fill` did: rows per table now, rows it added, rows the database refused,
+    tables it could not give rows to, and the rows that went in (for a replay)."""
 
     rows: dict[str, int] = dataclasses.field(default_factory=dict)
     added: dict[str, int] = dataclasses.field(default_factory=dict)
     rejected: int = 0
     unseedable: dict[str, str] = dataclasses.field(default_factory=dict)
+    records: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "records"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tenancy:
+    """Where a row's tenant is and how the application says which tenant it acts for."""
+
+    setting: str
+    column: str
 
 
 def fill(
     conn: psycopg.Connection,
-    rows_per_table: int,
+    rows_per_table: int | None = None,
     *,
     seed: int = 0,
     exclude: Iterable[tuple[str, str]] = (),
+    tables: Collection[str] | None = None,
+    tenancy: Tenancy | None = None,
+    catalog: Catalog | None = None,
 ) -> Filled:
-    """Top every table up to ``rows_per_table`` rows, parents before children.
+    """Give rows to every table (or to ``tables``, ``schema.table`` names), parents first.
 
-    Tables that already hold that many rows are left alone, so filling again after a migration
-    only gives rows to the tables it created. ``conn`` must be in autocommit mode.
+    Without ``rows_per_table``, each table gets its whole set of edge rows, whatever it holds
+    already (the sweep fills a table again after a migration changed it). With it, each table
+    is topped up to that many rows (the report's sizes), edges first. ``seed`` shifts the
+    plain values; ``tenancy`` sets the tenant setting per row; ``catalog``, when the caller
+    keeps one for the schema, saves reading it (``exclude`` is then the caller's business).
+    ``conn`` must be in autocommit mode; everything goes in in one transaction.
     """
-    catalog = read_catalog(conn, exclude=exclude)
+    catalog = catalog if catalog is not None else read_catalog(conn, exclude=exclude)
     result = Filled()
-    with conn.cursor() as cursor:
-        inserter = Inserter(cursor, pool_limit=POOL_LIMIT)
+    with conn.transaction(), conn.cursor() as cursor:
+        inserter = Inserter(cursor)
         for table in catalog:
-            present = _count(conn, table)
-            wanted = max(rows_per_table - present, 0)
-            rng = random.Random(f"{seed}:{table.key}")
-            added = _fill_table(inserter, table, wanted, present, rng, result) if wanted else 0
-            result.rows[table.key] = present + added
-            if added:
-                result.added[table.key] = added
+            if tables is not None and table.key not in tables:
+                continue
+            present = _count(inserter, table)
+            _Table(inserter, table, tenancy, seed + present, result).fill(
+                None if rows_per_table is None else max(rows_per_table - present, 0))
+            result.rows[table.key] = present + result.added.get(table.key, 0)
     return result
 
 
-def _count(conn: psycopg.Connection, table: Table) -> int:
+def _count(inserter: Inserter, table: Table) -> int:
     query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table.schema, table.name))
-    return conn.execute(query).fetchone()[0]
+    return inserter.run(query, ()).fetchone()[0]
 
 
-def _fill_table(
-    inserter: Inserter, table: Table, wanted: int, offset: int, rng: random.Random,
-    result: Filled,
-) -> int:
-    missing = [c.name for c in table.columns
-               if c.insertable and not c.nullable and c.default is None
-               and _values_of(c) is None and not _in_foreign_key(table, c.name)]
-    if missing:
-        result.unseedable[table.key] = f"no values for {', '.join(missing)}"
-        return 0
-    # The parents as they are before this table's rows: a copy, not the growing pool.
-    pools = {fk.name: list(inserter.pool(fk)) for fk in _widest_first(table.foreign_keys)}
-    added = 0
-    with inserter.conn.transaction():
-        for index in range(offset, offset + wanted):
-            for _ in range(ATTEMPTS):
-                values = _row(table, pools, index, rng)
-                if values is not None and _inserted(inserter, table, values):
-                    added += 1
-                    break
-                result.rejected += 1
-    return added
+class _Table:
+    """The rows of one table: edges per column, plain values, parents, and the inserts."""
+
+    def __init__(self, inserter: Inserter, table: Table, tenancy: Tenancy | None, offset: int,
+                 result: Filled) -> None:
+        self.inserter, self.table, self.result = inserter, table, result
+        self.tenancy = tenancy if tenancy and any(c.name == tenancy.column for c in table.columns) else None
+        self.number = offset
+        in_keys = {name for fk in table.foreign_keys for name in fk.columns}
+        self.own = [c for c in table.columns if c.insertable and not c.counted and c.name not in in_keys]
+        keyed = {name for key in table.unique for name in key}
+        self.unique = {c.name for c in self.own if c.name in keyed}
+        self.edges = {c.name: _edges(c) for c in self.own}
+        self.plain = {c.name: _plain(c) for c in self.own}
+
+    def fill(self, wanted: int | None) -> None:
+        table = self.table
+        missing = [c.name for c in self.own
+                   if not c.nullable and c.default is None and self.plain[c.name] is None]
+        if missing:
+            self.result.unseedable[table.key] = f"no values for {', '.join(missing)}"
+            return
+        pools = [(fk, self._choices(fk)) for fk in _widest_first(table.foreign_keys)]
+        edge_rows = max((len(e) for e in self.edges.values()), default=0)
+        edge_rows = max(edge_rows, *(min(len(choices), PARENTS) for _, choices in pools), 0)
+        edge_rows += EXTRA_ROWS
+        limit, budget = (edge_rows, None) if wanted is None else (edge_rows + 3 * wanted, wanted)
+        added = 0
+        for i in range(limit):
+            if budget is not None and added >= budget:
+                break
+            parents = self._parents(pools, i)
+            if parents is None:
+                continue
+            row = {**parents, **{c.name: self._value(c, i) for c in self.own}}
+            added += self._insert_or_split(row, parents, None if budget is None else budget - added)
+        if added:
+            self.result.added[table.key] = added
+
+    def _choices(self, fk: ForeignKey) -> list[tuple[Any, ...] | None]:
+        """Parent keys in physical order, and NULL last when every column of the key allows it."""
+        pool: list[tuple[Any, ...] | None] = list(self.inserter.pool(fk))
+        if all(self.table.column(c).nullable for c in fk.columns):
+            pool.append(None)
+        return pool
+
+    def _parents(self, pools: list[tuple[ForeignKey, list]], i: int) -> dict[str, Any] | None:
+        """Row ``i``'s foreign key columns: the ``i``-th parent agreeing with those set; None
+        when a required parent does not exist."""
+        values: dict[str, Any] = {}
+        for fk, choices in pools:
+            fixed = {k: values[c] for k, c in enumerate(fk.columns) if c in values}
+            matching = [p for p in choices if p is None or all(p[k] == v for k, v in fixed.items())]
+            if not matching:
+                return None
+            chosen = matching[i % len(matching)]
+            values.update({c: None if chosen is None else chosen[k]
+                           for k, c in enumerate(fk.columns) if c not in values})
+        return values
+
+    def _value(self, column: Column, i: int) -> Any:
+        edges = self.edges[column.name]
+        if column.name in self.unique:
+            return edges[i] if i < len(edges) else self._plain(column)
+        return edges[i % len(edges)] if edges else self._plain(column)
+
+    def _plain(self, column: Column) -> Any:
+        self.number += 1
+        make = self.plain[column.name]
+        if make is None:
+            return DEFAULT if column.default is not None else None
+        return make(self.number)
+
+    def _insert_or_split(self, row: dict[str, Any], parents: dict[str, Any], budget: int | None) -> int:
+        """Insert ``row``; when refused, each of its edges alone on a plain row, at most
+        ``budget`` rows. Rows added."""
+        if self._insert(row):
+            return 1
+        added = 0
+        for column in self.own:
+            if budget is not None and added >= budget:
+                break
+            plain = {**parents, **{c.name: self._plain(c) for c in self.own}}
+            if row[column.name] == plain[column.name]:
+                continue
+            added += self._insert({**plain, column.name: row[column.name]})
+        return added
+
+    def _insert(self, row: dict[str, Any]) -> bool:
+        for lower, higher in self.table.ordered:
+            pair = (row.get(lower), row.get(higher))
+            if all(isinstance(v, str) for v in pair):
+                row[lower], row[higher] = sorted(pair, key=_ordering)
+        if self.tenancy is not None and row.get(self.tenancy.column) is not None:
+            self.inserter.run("SELECT set_config(%s, %s, true)",
+                              (self.tenancy.setting, str(row[self.tenancy.column])))
+        try:
+            record = self.inserter.insert(self.table, row)
+        except Refused:
+            self.result.rejected += 1
+            return False
+        self.result.records.setdefault(self.table.key, []).append(record)
+        return True
 
 
 def _widest_first(keys: Sequence[ForeignKey]) -> list[ForeignKey]:
@@ -126,161 +216,185 @@ def _widest_first(keys: Sequence[ForeignKey]) -> list[ForeignKey]:
     return sorted(keys, key=lambda fk: (-len(fk.columns), fk.name))
 
 
-def _in_foreign_key(table: Table, column: str) -> bool:
-    return any(column in fk.columns for fk in table.foreign_keys)
-
-
-def _row(
-    table: Table, pools: dict[str, list[tuple[str, ...]]], index: int, rng: random.Random,
-) -> dict[str, Any] | None:
-    """One candidate row, or None when a required parent row does not exist."""
-    values: dict[str, Any] = {}
-    for fk in _widest_first(table.foreign_keys):
-        if not _choose_parent(table, fk, pools[fk.name], values, rng):
-            return None
-    unique = {name for key in table.unique if len(key) == 1 for name in key}
-    for column in table.columns:
-        if column.name in values or not column.insertable:
-            continue
-        values[column.name] = _value(column, index, column.name in unique, rng)
-    for lower, higher in table.ordered:
-        pair = (values.get(lower), values.get(higher))
-        if all(isinstance(v, str) for v in pair):
-            values[lower], values[higher] = sorted(pair, key=_ordering)
-    return {name: value for name, value in values.items() if value is not _OMIT}
-
-
 def _ordering(text: str) -> tuple[Decimal, str]:
-    # Numbers compare as numbers, everything else this module makes (ISO timestamps) as text.
+    # Numbers compare as numbers, everything else this module makes (ISO times) as text.
     try:
         return Decimal(text), ""
     except ArithmeticError:
         return Decimal(0), text
 
 
-def _choose_parent(
-    table: Table, fk: ForeignKey, pool: list[tuple[str, ...]], values: dict[str, Any],
-    rng: random.Random,
-) -> bool:
-    """Set ``fk``'s columns from a parent row agreeing with the columns already set."""
-    fixed = {i: values[c] for i, c in enumerate(fk.columns) if c in values}
-    matching = [row for row in pool if all(row[i] == v for i, v in fixed.items())]
-    nullable = all(table.column(c).nullable for c in fk.columns if c not in values)
-    if matching and not (nullable and rng.random() < 0.2):
-        chosen = rng.choice(matching)
-        values.update({c: chosen[i] for i, c in enumerate(fk.columns)})
-        return True
-    if nullable:
-        values.update({c: None for c in fk.columns if c not in values})
-        return True
-    return False
+# ---------------------------------------------------------------------------------------------
+# Values: the edges of a column, and a plain value per row number
+# ---------------------------------------------------------------------------------------------
 
 
-def _value(column: Column, index: int, unique: bool, rng: random.Random) -> Any:
-    if column.counted or (column.default is not None and rng.random() < 0.6):
-        return _OMIT
-    if column.nullable and rng.random() < 0.25:
-        return None
-    make = _values_of(column)
-    if make is None:
-        return _OMIT if column.default is not None else None
-    return make(index, unique, rng)
-
-
-def _values_of(column: Column) -> Maker | None:
-    """A maker of text values for the column, or None when its type has none."""
+def _edges(column: Column) -> list[Any]:
+    """The named literals, then the type's edges that the column's bounds admit, then NULL."""
     hints = column.hints.merge(column.type.hints)
-    if hints.values:
-        return lambda index, unique, rng: rng.choice(hints.values)
-    return _type_values(column.type, hints)
+    edges: list[Any] = list(hints.values)
+    if not hints.values:
+        edges += [v for v in _type_edges(column.type, hints) if _admitted(v, column.type, hints)]
+    if column.nullable:
+        edges.append(None)
+    return list(dict.fromkeys(edges))
 
 
-def _type_values(t: TypeInfo, hints: Hints) -> Maker | None:
+def _admitted(value: str, t: TypeInfo, hints: Hints) -> bool:
+    if t.kind not in _NUMBERS:
+        return True
+    number = Decimal(value)
+    return not ((hints.lower and (number < hints.lower[0] or (number == hints.lower[0] and not hints.lower[1])))
+                or (hints.upper and (number > hints.upper[0] or (number == hints.upper[0] and not hints.upper[1]))))
+
+
+_NUMBERS = ("int2", "int4", "int8", "numeric", "money", "float4", "float8")
+_INT_LIMITS = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
+_FAR_DATES = ("2025-01-01", "0001-01-01", "9999-12-31", "1970-01-01")
+
+
+def _type_edges(t: TypeInfo, hints: Hints) -> list[str]:
     kind = t.kind
     if t.labels:
-        return lambda index, unique, rng: rng.choice(t.labels)
-    if kind == "array" and t.element is not None:
-        element = _type_values(t.element, t.element.hints)
-        if element is None:
-            return None
-        return lambda index, unique, rng: "{" + json.dumps(str(element(index, unique, rng))) + "}"
-    if kind in ("int2", "int4", "int8", "numeric", "money", "float4", "float8"):
-        return _numbers(t, hints)
+        return list(t.labels)
+    if kind in _INT_LIMITS:
+        limit = _INT_LIMITS[kind]
+        return ["0", "-1", "1", str(-limit), str(limit - 1), *_bounds(hints, integral=True)]
+    if kind == "numeric":
+        if t.precision is not None and t.scale is not None:
+            largest = Decimal(10) ** (t.precision - t.scale) - Decimal(10) ** -t.scale
+            smallest = Decimal(10) ** -t.scale
+            return ["0", "-1", str(smallest), str(largest), str(-largest), *_bounds(hints)]
+        return ["0", "-1", "0.5", "123456789012.123456789", *_bounds(hints)]
+    if kind in ("float4", "float8", "money"):
+        return ["0", "-1", "1.5", "1e30" if kind != "money" else "92233720368547758.07", *_bounds(hints)]
     if kind == "text":
-        return _texts(t, hints)
-    return _SIMPLE.get(kind)
+        return _text_edges(t, hints)
+    if kind == "array" and t.element is not None:
+        element = _plain_of(t.element, t.element.hints)
+        return ["{}", *(["{" + json.dumps(str(element(1))) + "}"] if element else [])]
+    return list(_SIMPLE_EDGES.get(kind, ()))
 
 
-def _numbers(t: TypeInfo, hints: Hints) -> Maker:
-    lo = int(hints.lower[0]) + (0 if hints.lower[1] else 1) if hints.lower else 1
-    hi = int(hints.upper[0]) - (0 if hints.upper[1] else 1) if hints.upper else 10_000
-    if t.precision is not None and t.scale is not None:
-        hi = min(hi, 10 ** max(t.precision - t.scale, 0) - 1)
-    fractional = t.kind in ("numeric", "money", "float4", "float8")
-
-    def make(index: int, unique: bool, rng: random.Random) -> str:
-        if unique:
-            return str(lo + index)
-        if fractional and hi <= lo + 1:
-            # A bound like (0, 1]: only fractions fit.
-            low = Decimal(hints.lower[0]) if hints.lower else Decimal(lo)
-            return str(low + Decimal(rng.randint(1, 999_999)) / Decimal(1_000_000) * (Decimal(hi) - low or 1))
-        number = rng.randint(lo, max(lo, hi))
-        return str(number) if not fractional or t.scale == 0 else f"{number}.{rng.randint(0, 99):02d}"
-
-    return make
+def _bounds(hints: Hints, *, integral: bool = False) -> list[str]:
+    """The bounds a CHECK names, and just inside them."""
+    found = []
+    for bound, sign in ((hints.lower, 1), (hints.upper, -1)):
+        if bound is not None:
+            value, inclusive = bound
+            step = Decimal(1) if integral else Decimal("0.01")
+            found.append(str(value if inclusive else value + sign * step))
+    return found
 
 
-def _texts(t: TypeInfo, hints: Hints) -> Maker:
-    longest = min(x for x in (t.length, hints.max_length, 24) if x is not None)
-    shortest = min(max(hints.min_length or 1, 1), longest)
+def _text_edges(t: TypeInfo, hints: Hints) -> list[str]:
+    longest = min(x for x in (t.length, hints.max_length, LONGEST_TEXT) if x is not None)
+    shortest = hints.min_length or 0
+    candidates = ["", "MiXeD.CaSe@Example.COM", "z" * longest, " padded ", "ünïcödé ß"]
     patterns = [re.compile(p) for p in hints.patterns]
-    fixed = t.name == "bpchar" and t.length is not None
-
-    def candidates(index: int, unique: bool, rng: random.Random) -> Iterable[str]:
-        for alphabet in _ALPHABETS:
-            size = longest if fixed else rng.randint(shortest, longest)
-            text = "".join(rng.choice(alphabet) for _ in range(size))
-            # The row's index keeps values apart under unique keys, composite ones included.
-            if any(ch.isdigit() for ch in alphabet) and (unique or not fixed):
-                suffix = str(index)
-                text = (text[: max(size - len(suffix), 1)] + suffix)[:longest]
-            yield text
-
-    def make(index: int, unique: bool, rng: random.Random) -> str:
-        options = list(candidates(index, unique, rng))
-        for text in options:
-            if all(p.search(text) for p in patterns):
-                return text
-        return options[0]
-
-    return make
+    return [c[:longest] for c in candidates
+            if shortest <= len(c[:longest]) and all(p.search(c[:longest]) for p in patterns)]
 
 
-def _timestamp(index: int, unique: bool, rng: random.Random) -> str:
-    return (_EPOCH + datetime.timedelta(seconds=rng.randint(0, 365 * 86400))).isoformat()
-
-
-_SIMPLE = {
-    "uuid": lambda index, unique, rng: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-    "bool": lambda index, unique, rng: rng.choice(("true", "false")),
-    "timestamptz": _timestamp,
-    "timestamp": lambda index, unique, rng: _timestamp(index, unique, rng)[:19],
-    "date": lambda index, unique, rng: _timestamp(index, unique, rng)[:10],
-    "time": lambda index, unique, rng: f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00",
-    "timetz": lambda index, unique, rng: f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00+00",
-    "interval": lambda index, unique, rng: f"{rng.randint(1, 1000)} minutes",
-    "json": lambda index, unique, rng: json.dumps({"n": index, "k": rng.randint(0, 9)}),
-    "jsonb": lambda index, unique, rng: json.dumps({"n": index, "k": rng.randint(0, 9)}),
-    "bytea": lambda index, unique, rng: "\\x" + rng.randbytes(8).hex(),
-    "inet": lambda index, unique, rng: f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-    "cidr": lambda index, unique, rng: f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.0/24",
+_SIMPLE_EDGES: dict[str | None, tuple[str, ...]] = {
+    "uuid": ("00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"),
+    "bool": ("true", "false"),
+    "date": _FAR_DATES,
+    "timestamp": tuple(f"{d} 00:00:00" for d in _FAR_DATES) + ("2025-06-30 23:59:59.999999",),
+    "timestamptz": tuple(f"{d} 00:00:00+00" for d in _FAR_DATES) + ("2025-06-30 23:59:59.999999+00",),
+    "time": ("00:00:00", "23:59:59.999999"),
+    "timetz": ("00:00:00+00", "23:59:59.999999-12"),
+    "interval": ("0", "1 day", "-1 mons", "100 years"),
+    "json": ("{}", "[]", '{"Key": "MiXeD"}', "null"),
+    "jsonb": ("{}", "[]", '{"Key": "MiXeD"}', "null"),
+    "bytea": ("\\x", "\\x00ff"),
+    "inet": ("0.0.0.0", "255.255.255.255", "::1"),
+    "cidr": ("0.0.0.0/0", "10.0.0.0/8", "::/0"),
 }
 
 
-def _inserted(inserter: Inserter, table: Table, values: dict[str, Any]) -> bool:
-    try:
-        inserter.insert(table, values)
-    except (Refused, psycopg.Error):
-        return False
-    return True
+def _plain(column: Column) -> Plain | None:
+    hints = column.hints.merge(column.type.hints)
+    if hints.values:
+        return lambda n: hints.values[n % len(hints.values)]
+    return _plain_of(column.type, hints)
+
+
+def _plain_of(t: TypeInfo, hints: Hints) -> Plain | None:
+    kind = t.kind
+    if t.labels:
+        return lambda n: t.labels[n % len(t.labels)]
+    if kind == "array" and t.element is not None:
+        element = _plain_of(t.element, t.element.hints)
+        return None if element is None else (lambda n: "{" + json.dumps(str(element(n))) + "}")
+    if kind in _NUMBERS:
+        return _plain_number(t, hints)
+    if kind == "text":
+        return _plain_text(t, hints)
+    return _SIMPLE_PLAIN.get(kind)
+
+
+def _plain_number(t: TypeInfo, hints: Hints) -> Plain:
+    low = hints.lower[0] if hints.lower else Decimal(0)
+    high = hints.upper[0] if hints.upper else None
+    if t.precision is not None and t.scale is not None:
+        ceiling = Decimal(10) ** (t.precision - t.scale) - Decimal(10) ** -t.scale
+        high = ceiling if high is None else min(high, ceiling)
+    if high is not None and high - low <= 2:
+        # A bound like (0, 1]: only fractions fit; distinct ones while the scale allows.
+        width = high - low
+        return lambda n: str(low + width * Decimal(n % 97 + 1) / Decimal(98))
+    start = int(low) + 1
+    span = None if high is None else int(high) - start
+    return lambda n: str(start + (n if span is None or span <= 0 else n % span))
+
+
+def _plain_text(t: TypeInfo, hints: Hints) -> Plain:
+    longest = min(x for x in (t.length, hints.max_length, 24) if x is not None)
+    shortest = max(hints.min_length or 1, 1)
+    patterns = [re.compile(p) for p in hints.patterns]
+    fixed = t.name == "bpchar" and t.length is not None
+
+    def make(n: int) -> str:
+        options = []
+        for alphabet in _ALPHABETS:
+            size = longest if fixed else min(max(shortest, 8), longest)
+            text = "".join(alphabet[(n * 7 + k * 3) % len(alphabet)] for k in range(size))
+            if any(ch.isdigit() for ch in alphabet):
+                # The row number keeps values apart under unique keys, composite ones too.
+                text = (text[: max(size - len(str(n)), 0)] + str(n))[-longest:]
+            options.append(text)
+        return next((o for o in options if all(p.search(o) for p in patterns)), options[0])
+
+    return make
+
+
+_ALPHABETS = (
+    string.ascii_lowercase + string.digits,
+    string.ascii_uppercase,
+    string.digits,
+    string.ascii_lowercase,
+    string.ascii_letters + string.digits,
+)
+_EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _moment(n: int) -> datetime.datetime:
+    return _EPOCH + datetime.timedelta(hours=n * 7, seconds=n)
+
+
+_SIMPLE_PLAIN: dict[str | None, Plain] = {
+    "uuid": lambda n: str(uuid.UUID(int=n + 1)),
+    "bool": lambda n: "true" if n % 2 else "false",
+    "timestamptz": lambda n: _moment(n).isoformat(),
+    "timestamp": lambda n: _moment(n).isoformat()[:19],
+    "date": lambda n: _moment(n * 24).date().isoformat(),
+    "time": lambda n: _moment(n).time().isoformat(),
+    "timetz": lambda n: _moment(n).time().isoformat() + "+00",
+    "interval": lambda n: f"{n} minutes",
+    "json": lambda n: json.dumps({"n": n}),
+    "jsonb": lambda n: json.dumps({"n": n}),
+    "bytea": lambda n: "\\x" + n.to_bytes(4, "big").hex(),
+    "inet": lambda n: f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}",
+    "cidr": lambda n: f"10.{n // 256 % 256}.{n % 256}.0/24",
+}
