@@ -13,7 +13,7 @@ from .errors import HarnessError
 from .failures import Failure
 from .invariants import models
 from .references import Unreachable
-from .runner import default_driver
+from .connection import default_driver
 from .session import Session
 from .violations import Violation
 

@@ -20,7 +20,8 @@ from sqlalchemy.util import asbool
 
 from .errors import HarnessError
 from .graph import RevisionGraph, State
-from .runner import Runner, default_driver
+from .connection import default_driver
+from .runner import Runner
 from .server import Database
 from .settings import Settings
 

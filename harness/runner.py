@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from . import builtin_env
+from .connection import SQLALCHEMY_2, default_driver, ended, in_autocommit, sync_url
 from .deadline import StepHang, step_deadline
 from .errors import HarnessError, Terminated
 from .graph import Op, RevisionGraph, Step, source_location
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
     from sqlalchemy.engine import URL, Connection
 
-SQLALCHEMY_2 = int(sa.__version__.split(".")[0]) >= 2
 
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement stopped by statement_timeout
 
@@ -145,10 +145,10 @@ class Runner:
         # Migrations get the connection style their own stack gives them: on SQLAlchemy 1.4 a
         # legacy one (string execute(), engine.execute(), autocommit) unless the project opts
         # in to `future`; 2.x has only the one style and refuses future=False.
-        sync_url = _sync_url(self.url)
+        engine_url = sync_url(self.url)
         style = {} if SQLALCHEMY_2 else {"future": future}
         try:
-            self._engine = sa.create_engine(sync_url, poolclass=NullPool, **style)
+            self._engine = sa.create_engine(engine_url, poolclass=NullPool, **style)
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
             raise HarnessError(
                 f"cannot load the driver of {make_url(sync_url).drivername}: {exc}",
@@ -214,7 +214,7 @@ class Runner:
                 self._conn = self._engine.connect()
                 # Read once per connection: a step cut off mid-statement has this backend ended,
                 # so that its locks go with it.
-                with _ended(self._conn):
+                with ended(self._conn):
                     self._backend_pid = self._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
             except sa.exc.DBAPIError as exc:
                 raise HarnessError(
@@ -247,7 +247,7 @@ class Runner:
         statements = ("SET SESSION AUTHORIZATION DEFAULT", "RESET ALL", "DISCARD TEMP",
                       f"SET statement_timeout = {self.statement_timeout_ms}")
         # One round trip instead of six (BEGIN, four statements, COMMIT) where the driver can.
-        if _in_autocommit(conn, "; ".join(statements)) is None:
+        if in_autocommit(conn, "; ".join(statements)) is None:
             with conn.begin():  # a legacy 1.4 connection has no commit()
                 for statement in statements:
                     conn.exec_driver_sql(statement)
@@ -427,12 +427,12 @@ class Runner:
         name = ".".join(quote(part) for part in self.version_table)
         # One round trip where the version table exists, as it does after the first upgrade.
         try:
-            rows = _in_autocommit(conn, f"SELECT version_num FROM {name}")
+            rows = in_autocommit(conn, f"SELECT version_num FROM {name}")
         except Exception:  # noqa: BLE001 - the driver's own error; asked again below, by name
             rows = None
         if rows is not None:
             return frozenset(row[0] for row in rows)
-        with _ended(conn):
+        with ended(conn):
             if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": name}).scalar() is None:
                 return frozenset()
             return frozenset(conn.exec_driver_sql(f"SELECT version_num FROM {name}").scalars())
@@ -527,56 +527,6 @@ def _run_env_py(script: ScriptDirectory) -> None:
     spec = importlib.util.spec_from_file_location("env_py", path)
     module = importlib.util.module_from_spec(spec)
     exec(_ENV_CODE[key], module.__dict__)  # noqa: S102 - the project's own env.py, as Alembic runs it
-
-
-def _in_autocommit(conn: Connection, statement: str) -> list[tuple] | None:
-    """The rows of ``statement`` run in one round trip, in the driver's autocommit mode.
-
-    None, with nothing run, where that cannot be done: inside a transaction, or with a driver
-    that has no autocommit switch. The driver's errors are raised as they are.
-    """
-    driver = conn.connection.dbapi_connection
-    if conn.in_transaction() or not hasattr(driver, "autocommit"):
-        return None
-    driver.autocommit = True
-    try:
-        with contextlib.closing(driver.cursor()) as cursor:
-            cursor.execute(statement)
-            return cursor.fetchall() if cursor.description else []
-    finally:
-        driver.autocommit = False
-
-
-@contextlib.contextmanager
-def _ended(conn: Connection) -> Iterator[None]:
-    """Read in a transaction rolled back at the end, so the session is left idle.
-
-    An explicit ``begin()`` works on legacy and 2.0-style connections alike; on a legacy one it
-    also ends what a run left uncommitted without autocommit, which the end of the connection
-    would have rolled back under plain ``alembic``.
-    """
-    transaction = conn.begin()
-    try:
-        yield
-    finally:
-        transaction.rollback()
-
-
-def _sync_url(url: str) -> str:
-    """``url`` with a sync driver, for the connection the harness owns and hands to env.py.
-
-    An async project's env.py runs its migrations through ``run_sync()`` on a sync connection,
-    so the one handed to it must be sync too.
-    """
-    parsed = make_url(url)
-    if parsed.get_dialect().is_async:
-        parsed = parsed.set(drivername=f"postgresql+{default_driver()}")
-    return parsed.render_as_string(hide_password=False)
-
-
-def default_driver() -> str:
-    """psycopg 3 where SQLAlchemy supports it (2.0+), else psycopg2 as 1.4 expects."""
-    return "psycopg" if SQLALCHEMY_2 else "psycopg2"
 
 
 def _raised_in(exc: BaseException, module: str) -> bool:
