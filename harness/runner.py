@@ -151,7 +151,7 @@ class Runner:
             self._engine = sa.create_engine(engine_url, poolclass=NullPool, **style)
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
             raise HarnessError(
-                f"cannot load the driver of {make_url(sync_url).drivername}: {exc}",
+                f"cannot load the driver of {make_url(engine_url).drivername}: {exc}",
                 hint=f'install it, or set driver = "{default_driver()}" in [tool.harness]',
             ) from exc
         self._conn: Connection | None = None
