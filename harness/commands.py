@@ -110,10 +110,14 @@ def walk(
             overrides=overrides, database_dir=database_dir, replay_saved=replay_saved,
             progress=Progress(list(session.project.graph.revisions), enabled=progress),
         )
-        failures = []
+        failures: list[Failure] = []
         for found in outcome.failures:
             cut = minimize(session, Cut(found.violations, frozenset(), found.steps, found.path), PROFILES[profile].replays)
-            failures += defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
+            reported = {(f.violations[0].property, f.violations[0].revision) for f in failures}
+            failures += [
+                defect for defect in defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
+                if (defect.violations[0].property, defect.violations[0].revision) not in reported
+            ]
         return _result("walk", session, started, failures, seed=seed)
 
 
