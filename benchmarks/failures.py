@@ -87,11 +87,18 @@ def time_to_failure(server: Server, work: Path, klass: str, seed: int) -> dict[s
         "defects": len(result["failures"]),
         "revisions": sorted({str(v["revision"]) for f in result["failures"] for v in f["violations"]}),
         "steps": len(failure["steps"]),
-        "rows": sum(len(s.get("rows") or ()) for s in failure["steps"]),
+        "rows": sum(_rows(step) for step in failure["steps"]),
         "json_bytes": len(out.read_bytes()),
         "failure_file_bytes": max(len(f.read_bytes()) for f in files),
         "replay_s": replay_s, "replay_cpu_s": replayed.cpu_s, "replay_reproduces": replayed.returncode == 1,
     }
+
+
+def _rows(step: dict[str, Any]) -> int:
+    """Rows a step inserts, in this format or the first one (rows per table, before this
+    benchmark existed)."""
+    rows = step.get("rows") or ()
+    return sum(len(r) for r in rows.values()) if isinstance(rows, dict) else len(rows)
 
 
 def caught_by(server: Server, work: Path, seed: int) -> bool:

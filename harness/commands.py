@@ -160,11 +160,15 @@ def walk(
             overrides=overrides, database_dir=database_dir, replay_saved=replay_saved,
             progress=shown, stop=stop, focus=revisions if since is not None else None,
         )
-        failures = []
+        failures: list[Failure] = []
         for found in outcome.failures:
             start = found.path[0] if found.path else outcome.start  # a filled example replays from base
             cut = minimize(session, Cut(found.violations, start, found.steps, found.path), chosen.replays)
-            failures += defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
+            reported = {(f.violations[0].property, f.violations[0].revision) for f in failures}
+            failures += [
+                defect for defect in defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
+                if (defect.violations[0].property, defect.violations[0].revision) not in reported
+            ]
         result = _result("walk", session, started, failures, seed=seed, stopped=outcome.stopped,
                          stop_signal=stop.signal, health=outcome.health.to_json(),
                          revisions=revisions)

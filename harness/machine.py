@@ -3,13 +3,13 @@
 Rules are independent of each other (each draws its move from the moves the current state
 allows) so that shrinking can drop any step. The machine never checks anything itself: a
 :class:`~harness.trial.Trial` runs the step and returns violations; the first violations of an
-example become the example's failure.
+example become a failure whose exception type is made per (property, revision), so that Hypothesis
+tells distinct defects apart and shrinks and reports each of them, instead of only the first.
 
-A seed is a promise: the walk stops at its first failing example and shrinks it within a budget
-of work (examples replayed), never of seconds, so the same seed on the same history prints the
-same counterexample however loaded the machine is. One walk reports one failure, the simplest
-its shrinking reached (Hypothesis may slip to a simpler defect on the way); its violations are
-grouped into defects by the faces.
+A seed is a promise: the walk looks on for other defects for a few examples after its first
+failing one, then shrinks each within a budget of work (examples replayed), never of seconds,
+so the same seed on the same history prints the same counterexamples however loaded the machine
+is (see :class:`WorkClock`). The faces group each failure's violations into defects.
 
 Anything else a rule raises (an unreachable server, a bug in the harness) is not a finding:
 it stops the walk at once, as a :class:`WalkStopped` that Hypothesis neither retries nor shrinks
@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -46,6 +47,9 @@ from .settings import profile as profile_budget
 from .stopping import Stop
 from .trial import LoggedStep, Trial
 from .violations import Violation
+
+if sys.version_info < (3, 11):  # pragma: no cover - the old-stack environment
+    from exceptiongroup import BaseExceptionGroup
 
 DISCARDED_LIMIT = 0.10
 """Above this share of discarded examples a walk is not trusted: exit 2, with the fix."""
@@ -96,13 +100,30 @@ def _stops_walk(rule_body: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
+LOOK_ON = 5
+"""Examples a walk runs on after its first failing one, looking for other defects."""
+
+
+_failure_types: dict[tuple[str, str | None], type[PropertyViolated]] = {}
+
+
+def _failure_type(violation: Violation) -> type[PropertyViolated]:
+    """One exception type per (property, revision): Hypothesis's key for telling defects apart."""
+    key = (violation.property, violation.revision)
+    if key not in _failure_types:
+        name = f"{violation.property.title().replace('_', '')}Violated"
+        _failure_types[key] = type(name, (PropertyViolated,), {"__module__": __name__})
+    return _failure_types[key]
+
+
 class WorkClock:
     """The clock Hypothesis's engine reads while a walk runs: it counts examples, not seconds.
 
     Hypothesis bounds shrinking by a deadline on ``time.perf_counter``, ``MAX_SHRINKING_SECONDS``
     after shrinking starts (a module constant of its engine, with no public setting). Reading
     this clock instead, the same deadline becomes a bound on the examples shrinking replays: the same seed then stops at the
-    same example on any machine under any load. Everything else is the ``time`` module.
+    same example on any machine under any load. So does its search for other defects after the
+    first (ten seconds in Hypothesis). Everything else is the ``time`` module.
     """
 
     def __init__(self) -> None:
@@ -110,6 +131,11 @@ class WorkClock:
 
     def perf_counter(self) -> float:
         return float(self.examples)
+
+    def monotonic(self) -> float:
+        """Hypothesis looks on for other defects until ten "seconds" after the first: here,
+        :data:`LOOK_ON` examples."""
+        return self.examples * 10 / LOOK_ON
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
@@ -230,7 +256,7 @@ def build_machine(
         def _check(self, violations: list[Violation]) -> None:
             if violations:
                 self.failed = True
-                raise PropertyViolated(violations, list(self.trial.log), list(self.trial.path))
+                raise _failure_type(violations[0])(violations, list(self.trial.log), list(self.trial.path))
 
         def teardown(self) -> None:
             if self.trial is None:
@@ -401,9 +427,7 @@ def run_walk(
         database=example_database(database_dir, session.settings.examples),
         suppress_health_check=list(HealthCheck),
         verbosity=Verbosity.quiet,
-        # Looking on for other defects after the first runs for ten seconds of wall clock in
-        # Hypothesis: load would decide what is found and which example is shrunk.
-        report_multiple_bugs=False,
+        report_multiple_bugs=True,
         phases=[p for p in Phase if p is not Phase.explain and (replay_saved or p is not Phase.reuse)],
         print_blob=True,
     )
@@ -419,6 +443,11 @@ def run_walk(
         raise stopped.error from None
     except PropertyViolated as failure:
         failures = [failure]
+    except BaseExceptionGroup as group:
+        matched, rest = group.split(PropertyViolated)
+        if rest is not None:
+            raise rest from None
+        failures = list(_leaves(matched))
     except Unsatisfiable:
         pass  # nothing valid was generated before the stop, or at all: the health says which
     finally:
@@ -499,6 +528,16 @@ def _hypothesis_home(directory: Path | None) -> Iterator[None]:
         yield
     finally:
         setattr(configuration, attribute, previous)
+
+
+def _leaves(group: BaseExceptionGroup) -> list[PropertyViolated]:
+    found: list[PropertyViolated] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found += _leaves(exc)
+        else:
+            found.append(exc)
+    return found
 
 
 @contextlib.contextmanager

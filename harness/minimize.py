@@ -3,8 +3,8 @@
 Hypothesis shrinks what it draws; its budget is small, since every attempt replays migrations.
 What it leaves is cut further here on the recorded steps themselves, a few replays at most, each
 deterministic: start as late in the history as the defect allows (from the reference of a state,
-as ``alembic upgrade`` to it gives), then leave out single steps, then single rows, keeping
-each cut that still breaks the same property at the same revision.
+as ``alembic upgrade`` to it gives), then leave out single steps, shorten long values, then leave
+out single rows, keeping each cut that still breaks the same property at the same revision.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import psycopg
 
 from .errors import HarnessError
 from .graph import State
+from .pasteable import SHOWN
 from .session import Session
 from .trial import LoggedStep, Trial
 from .violations import Violation
@@ -75,6 +76,9 @@ def minimize(session: Session, found: Cut, replays: int) -> Cut:
         cut = attempt(best.start, best.steps[:i] + best.steps[i + 1:])
         best = cut if cut is not None else best
         i = min(i, len(best.steps) - 1) - 1
+    plain = tuple(_plain(step) for step in best.steps)
+    if plain != best.steps and left > 0:
+        best = attempt(best.start, plain) or best
     for i in reversed(range(len(best.steps))):  # single rows, latest first
         for j in reversed(range(len(best.steps[i].rows or ()))):
             if left <= 0 or i >= len(best.steps) or j >= len(best.steps[i].rows or ()):
@@ -84,6 +88,23 @@ def minimize(session: Session, found: Cut, replays: int) -> Cut:
             cut = attempt(best.start, best.steps[:i] + (fewer,) + best.steps[i + 1:])
             best = cut if cut is not None else best
     return best
+
+
+def _plain(step: LoggedStep) -> LoggedStep:
+    """The step with every long text value of its rows made short ('a', or no bytes): a
+    value of thousands of characters is seldom what a defect needs, and costs the failure
+    file its size."""
+    if not step.rows:
+        return step
+    rows = tuple((table, {column: _short(value) for column, value in record.items()})
+                 for table, record in step.rows)
+    return dataclasses.replace(step, rows=rows)
+
+
+def _short(value: object) -> object:
+    if not isinstance(value, str) or len(value) <= SHOWN:
+        return value
+    return "\\x" if value.startswith("\\x") else "a"
 
 
 def _later_starts(steps: tuple[LoggedStep, ...]) -> list[int]:

@@ -144,9 +144,9 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "dev": Profile(max_examples=10, steps=12, shrink_examples=15, replays=8),
-    "ci": Profile(max_examples=30, steps=20, shrink_examples=30, replays=16),
-    "nightly": Profile(max_examples=100_000, steps=30, shrink_examples=500, replays=60,
+    "dev": Profile(max_examples=10, steps=12, shrink_examples=15, replays=12),
+    "ci": Profile(max_examples=30, steps=20, shrink_examples=30, replays=24),
+    "nightly": Profile(max_examples=100_000, steps=30, shrink_examples=500, replays=80,
                        duration=4 * 3600),
 }
 """Budgets by use: a quick look at a desk, minutes in CI, hours at night. Nightly examples are

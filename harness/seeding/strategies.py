@@ -342,11 +342,7 @@ def column_values(
 ) -> SearchStrategy[Any] | None:
     """A column's values: an override as given, else values, NULL when nullable (and
     ``nulls``), DEFAULT when there is one (unless ``explicit``: values only). None when no
-    strategy can give a value.
-
-    Branches come simplest first, since shrinking leads to the first: the sequence of a
-    counted column, then NULL where allowed, then values (each shrinking to its own simplest).
-    """
+    strategy can give a value."""
     if override is not None:
         return override
     values = _values(column.type, column.hints)
@@ -357,10 +353,10 @@ def column_values(
         # Explicit values collide with the sequence's later ones: rarer, and shrinking leads
         # back to the sequence.
         branches.append((st.just(DEFAULT), 3))
-    if column.nullable and nulls:
-        branches.append((st.none(), 2))
     if values is not None:
         branches.append((values, 1 if column.counted else 6))
+    if column.nullable and nulls:
+        branches.append((st.none(), 2))
     if column.default is not None and not column.counted:
         branches.append((st.just(DEFAULT), 2))
     return weighted(*branches) if branches else None
