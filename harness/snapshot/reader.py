@@ -118,6 +118,9 @@ def _execute_prepared(conn: psycopg.Connection, name: str, statement: str) -> ps
     """
     names = _prepared.setdefault(conn, set())
     if name not in names:
+        # psycopg answers a ROLLBACK or a DROP on a connection where it prepared statements of
+        # its own with DEALLOCATE ALL, which would take this one too: it prepares none here.
+        conn.prepare_threshold = None
         conn.execute(f"PREPARE {name} AS {statement}", prepare=False)
         names.add(name)
     return conn.execute(f"EXECUTE {name}", prepare=False)
