@@ -83,7 +83,7 @@ def test_a_leaky_downgrade_is_annotated_at_its_downgrade_and_scanned_as_a_sarif_
     assert quality["description"].startswith("[schema] at b: ") and quality["fingerprint"]
 
     assert f"| `schema` | `b` | `migrations/versions/b_.py:{line}` |" in summary
-    assert "# harness sweep: 1 violation(s)" in summary
+    assert "# harness sweep: 1 defect(s)" in summary
 
 
 def test_a_migration_error_points_at_the_operation_that_raised(tmp_path, ci):
