@@ -116,7 +116,8 @@ def test_a_sweep_finding_on_rows_earlier_fills_left_replays_from_its_file(tmp_pa
     [failure] = result.failures
     assert [(v.property, v.revision) for v in failure.violations] == [("data", "r3")]
     # r3's own steps start on rows the fills of r1 and r2 left in t: the failure carries them.
-    assert failure.steps[0].op == "seed" and list(failure.steps[0].rows) == ["public.z_parent", "public.t"]
+    assert failure.steps[0].op == "seed"
+    assert list(dict.fromkeys(table for table, _ in failure.steps[0].rows)) == ["public.z_parent", "public.t"]
     path = write_failure_file(tmp_path / "failures", failure, ini)
     replayed = replay(path, server=pg_server)
     assert [(v.property, v.revision) for v in replayed.violations] == [("data", "r3")]
