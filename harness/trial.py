@@ -81,7 +81,7 @@ class Trial:
         project = session.project
         self._exclude = (project.version_table,)
         if filled:
-            template, records = session.references.derived("filled", start, self._fill_all)
+            template, (reference, records) = session.references.derived("filled", start, self._fill_template)
             reached: State = frozenset()
             for head in sorted(start):
                 self.log.append(LoggedStep("upgrade", target=head))
@@ -105,6 +105,10 @@ class Trial:
         # and the state the upgrade started from, for the round-trip data check.
         self._round_trips: dict[tuple[str, State], tuple[data.RowsSnapshot, data.RowsSnapshot]] = {}
         self._added = data.AddedRows()
+        if filled:
+            # The upgrades that made the template ran before this trial: every row they left
+            # (the reference rows, not the filler's) is theirs, and a downgrade may remove it.
+            self._added.add(data.RowsSnapshot({}), reference)
         self._rows: data.RowsCache = {}
         # Tables (schema.table) created or restructured since the last fill; None: every table.
         self._unfilled: set[str] | None = set() if filled else None
@@ -194,6 +198,11 @@ class Trial:
         self.log.append(LoggedStep("seed", rows=inserted))
         self.path.append(self.state)
         self.session.coverage.seeded_rows += len(inserted)
+
+    def _fill_template(self, conn: psycopg.Connection,
+                       ) -> tuple[data.RowsSnapshot, tuple[tuple[str, Mapping[str, Any]], ...]]:
+        """The rows the upgrades left in a template, then the filler's rows it was given."""
+        return data.capture_rows(conn, exclude=self._exclude), self._fill_all(conn)
 
     def _fill_all(self, conn: psycopg.Connection, tables: Collection[str] | None = None,
                   ) -> tuple[tuple[str, Mapping[str, Any]], ...]:

@@ -216,6 +216,12 @@ PLAIN_MUTANTS = [
           f'{_CREATE_APP}\nop.execute("GRANT SELECT ON t TO {APP}")\n'
           f'op.execute("DELETE FROM t WHERE note IS NULL")',
           f'op.execute("REVOKE SELECT ON t FROM {APP}")', runs=BOTH),
+    # Reference rows an upgrade inserted may go on downgrade, rows held before may not: a walk
+    # starting on a filled state knows the upgrades' rows from the rows they left.
+    plain("downgrade-deletes-more-than-its-reference-rows", "data", "public.t",
+          'op.execute("INSERT INTO t (id, name) VALUES (777777, \'reference\')")\n'
+          'op.execute("SELECT setval(\'t_id_seq\', (SELECT max(id) FROM t))")',
+          'op.execute("DELETE FROM t")', runs=BOTH),
     # Not numeric to integer: NaN, which numeric admits, makes that one fail first. Cut, not
     # rounded, and to as many integer digits: the filler's largest amounts must neither
     # overflow the upgrade nor make the downgrade fail, a defect of its own.
