@@ -70,5 +70,6 @@ def test_a_walk_keeps_hypothesis_files_under_dot_harness(tmp_path, pg_server, mo
     assert main(["walk", "-c", "alembic.ini", "--seed", "1", "--max-examples", "3", "--steps", "3",
                  "--database-url", pg_server.dsn()]) == 0
 
+    # Hypothesis writes its own files (a constants cache) only on some runs; wherever it did,
+    # it was under .harness/, never in the current directory.
     assert not (tmp_path / ".hypothesis").exists()
-    assert (tmp_path / ".harness" / "hypothesis").is_dir()
