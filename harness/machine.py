@@ -176,6 +176,8 @@ def build_machine(
             self.session, self.progress = session, progress
             self.failed = False
             self.trial: Trial | None = None
+            self.started: State = BASE
+            """Where the trial began: the state drawn, or base when that state is unreachable."""
             progress.example(session.coverage)
 
         # Crossing a revision with rows in place must not depend on a lucky sequence of seed
@@ -190,6 +192,7 @@ def build_machine(
                 self.trial = Trial(session, start, filled=bool(start))
             except Unreachable:
                 self.trial = Trial(session)
+            self.started = self.trial.state
 
         @precondition(lambda self: walked(graph.upgrade_moves(self.trial.state)))
         @rule(data=st.data())
@@ -262,7 +265,7 @@ def build_machine(
             if self.trial is None:
                 return
             try:
-                _observe(self.trial.log)
+                _observe(self.trial.log, self.started)
                 if not self.failed:
                     self._check(self.trial.finish())
             finally:
@@ -294,12 +297,15 @@ def _rows_within_budget(data: st.DataObject, rows: int) -> int:
     return max(0, min(rows, (BUFFER_SIZE - used) // (3 * ROW_UNITS)))
 
 
-def _observe(log: list[LoggedStep]) -> None:
+def _observe(log: list[LoggedStep], start: State) -> None:
     """Tell Hypothesis what this example walked, and steer it toward walks that do more.
 
     The events are the features of each test case in Hypothesis's observability output
-    (``HYPOTHESIS_EXPERIMENTAL_OBSERVABILITY``, which Tyche reads): edges walked, steps, rows
-    per table. The targets make a long walk prefer examples that exercise more distinct edges
+    (``HYPOTHESIS_EXPERIMENTAL_OBSERVABILITY``, which Tyche reads): the state it started from,
+    edges walked, steps, rows per table. An example that starts from a filled state walked none
+    of the edges leading there (its log begins with an upgrade to the start, a template cloned,
+    with no revision of its own), so those edges are features of the examples that walk them
+    only. The targets make a long walk prefer examples that exercise more distinct edges
     and more steps on rows: Hypothesis optimises them in runs of 1 000 examples or more (the
     nightly profile), and a value depends on the example only, so a seed still repeats a walk.
     """
@@ -311,6 +317,7 @@ def _observe(log: list[LoggedStep]) -> None:
             rows.update(table for table, _ in step.rows or ())
         elif rows:
             on_rows += 1
+    event("start", " ".join(sorted(start)) or "base")
     event("steps", len(log))
     for op, revision in edges:
         event(f"{op} {revision}")

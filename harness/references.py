@@ -16,7 +16,7 @@ import psycopg
 from .graph import State, Step
 from .project import Project
 from .runner import StepOutcome
-from .server import Database, Server
+from .server import Database, Server, roles
 from .snapshot import Snapshot, diff_snapshots, take_snapshot
 
 T = TypeVar("T")
@@ -90,7 +90,6 @@ class References:
             server, project, start=lambda: self._store(frozenset(), server.create_database()),
             advanced=self._store, failed=self._fail, database=lambda name: name,
         )
-        self._shortcuts: dict[State, str] = {}
         self._visited: set[State] = set()
         self._roots_between: dict[frozenset[State], frozenset[str]] = {}
         self._tables_changed: dict[tuple[State, State], tuple[frozenset[str], frozenset[str]]] = {}
@@ -108,8 +107,8 @@ class References:
             self.template(state)
         return self._snapshots[state]
 
-    def database_at(self, state: State) -> str:
-        """The name of a database at ``state`` to read from (clone it, never connect for long).
+    def read_at(self, state: State, read: Callable[[psycopg.Connection], T]) -> T:
+        """What ``read`` finds in a database at ``state``.
 
         Not a reference: where ``state`` has no template yet, the nearest template on its
         canonical path is cloned and the remaining steps run in one env.py run, as one
@@ -118,21 +117,35 @@ class References:
         every template up to the heads would cost a clone and a snapshot per revision. Should
         that one run fail (a revision that needs the previous one committed), the templates are
         built step by step instead.
+
+        That database is dropped once read, and so are the roles its run created: roles are
+        cluster-wide, and a migration's plain ``CREATE ROLE`` would otherwise fail when the
+        templates run the same revision again, a defect of the harness's, not of the history.
+        The roles dropped are those that appeared while the run went on, on a shared server
+        too: another run creating the same role in that moment would fail on it anyway.
         """
-        if state in self._chain.kept:
-            return self._chain.kept[state]
-        if state not in self._shortcuts:
+        if state not in self._chain.kept:
             start, steps = self._nearest(state)
-            if not steps:
-                return self.template(state)
-            database = self._server.create_database(template=self.template(start))
+            if steps:
+                found = self._read_shortcut(start, steps, read)
+                if found is not None:
+                    return found[0]
+        return _read(self._server.dsn(self.template(state)), read)
+
+    def _read_shortcut(
+        self, start: State, steps: list[Step], read: Callable[[psycopg.Connection], T],
+    ) -> tuple[T] | None:
+        """``read`` of a clone of ``start``'s template advanced by ``steps`` in one run, or
+        None if that run fails; the clone and the roles the run created are dropped."""
+        roles_before = roles.role_names(self._server.admin)
+        database = self._server.create_database(template=self.template(start))
+        try:
             with self._project.runner(database) as runner:
                 outcome = runner.run(steps)
-            if not outcome.ok:
-                self._server.drop_database(database.name)
-                return self.template(state)
-            self._shortcuts[state] = database.name
-        return self._shortcuts[state]
+            return (_read(database.dsn, read),) if outcome.ok else None
+        finally:
+            self._server.drop_database(database.name)
+            roles.drop_roles(self._server.admin, sorted(roles.role_names(self._server.admin) - roles_before))
 
     def _nearest(self, state: State) -> tuple[State, list[Step]]:
         """The last state with a template on the canonical path to ``state``, and the rest."""
@@ -212,11 +225,9 @@ class References:
         return self._derived[key]
 
     def close(self) -> None:
-        for name in [*self._chain.kept.values(), *self._shortcuts.values(),
-                     *(name for name, _ in self._derived.values())]:
+        for name in [*self._chain.kept.values(), *(name for name, _ in self._derived.values())]:
             self._server.drop_database(name)
         self._chain.kept.clear()
-        self._shortcuts.clear()
         self._derived.clear()
 
     def _fail(self, state: State, step: Step, outcome: StepOutcome) -> str:
@@ -227,3 +238,8 @@ class References:
         with psycopg.connect(database.dsn, autocommit=True) as conn:
             self._snapshots[state] = take_snapshot(conn, version_table=self._project.version_table)
         return database.name
+
+
+def _read(dsn: str, read: Callable[[psycopg.Connection], T]) -> T:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return read(conn)

@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 from typing import Any, Callable, Iterator, TypeVar
 
-import psycopg
 
 from .graph import State
 from .invariants import isolation
@@ -82,11 +81,10 @@ class Session:
             self._isolation_detected = True
             heads = self.project.graph.heads
             try:
-                name = self.references.database_at(heads)
+                self._isolation = self.references.read_at(
+                    heads, lambda conn: isolation.detect(conn, self.settings))
             except Unreachable:
                 return None
-            with psycopg.connect(self.server.dsn(name), autocommit=True) as conn:
-                self._isolation = isolation.detect(conn, self.settings)
         return self._isolation
 
     def close(self) -> None:

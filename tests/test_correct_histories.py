@@ -10,13 +10,14 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from harness.commands import RunResult, sweep, walk
 from harness.settings import load_settings
 
 from mutants import CORRECT, DATA_SILENCE, Correct, with_role
-from projects import make_project
+from projects import Rev, make_project
 
 BUNDLED_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 BUNDLED_SEEDS = range(20)
@@ -75,3 +76,20 @@ def test_bundled_sweep_is_silent(pg_server):
 def test_bundled_walk_is_silent(seed, pg_server):
     assert_silent(walk(load_settings(BUNDLED_INI), max_examples=3, steps=12, seed=seed,
                        server=pg_server))
+
+
+def test_a_plain_create_role_is_not_run_twice_on_one_cluster(tmp_path, pg_server):
+    """Roles outlive the databases the harness runs revisions in: the isolation setup, read at
+    the heads in a database of its own before the references are built, must not leave the
+    role for the references' run of the same revision to trip over."""
+    role = f"harness_plain_{secrets.token_hex(4)}"
+    ini = make_project(tmp_path, [
+        Rev("a", upgrade=f'op.execute("CREATE ROLE {role} NOLOGIN")',
+            downgrade=f'op.execute("DROP ROLE {role}")'),
+        Rev("b", down="a"),
+    ])
+    try:
+        assert_silent(sweep(load_settings(ini), server=pg_server))
+    finally:
+        with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")

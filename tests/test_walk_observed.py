@@ -28,6 +28,10 @@ def test_each_test_case_carries_the_walks_features(tmp_path, pg_server):
     assert cases
     features = [case["features"] for case in cases]
     assert all("steps" in f for f in features)
-    assert any("upgrade a" in f for f in features)
+    # examples start from states drawn over the graph (the start is a feature); the edges an
+    # example walks from there are its features, whichever it starts from
+    starts = {f["start"] for f in features}
+    assert starts <= {"base", "a", "b"} and len(starts) > 1
+    assert any(key in ("upgrade a", "upgrade b", "downgrade a", "downgrade b") for f in features for key in f)
     assert any(key.startswith("rows public.t_") for f in features for key in f)
     assert all("target:distinct edges walked" in f for f in features)

@@ -35,8 +35,13 @@ def drop_new_roles(conn: psycopg.Connection, before: set[str], ours: set[str], p
     if others:
         _say(f"left roles {', '.join(new)} on the server: another harness run is using it")
         return []
+    return drop_roles(conn, new)
+
+
+def drop_roles(conn: psycopg.Connection, names: list[str]) -> list[str]:
+    """Drop the roles ``names``, each if it can be; returns those dropped, says the others."""
     dropped = []
-    for name in new:
+    for name in names:
         try:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
             dropped.append(name)
