@@ -153,7 +153,10 @@ def test_settings_module_read_once(tmp_path, pg_server, monkeypatch):
                        files={"appsettings.py": SETTINGS_MODULE})
     assert f'env_var = "{APP_URL_NAME}"' in str(refused(ini, pg_server))
     error = refused(ini, pg_server, env_var=APP_URL_NAME)
-    assert "not to the scratch database" in str(error) and 'env = "builtin"' in str(error)
+    # The first URL is of a database the harness has since dropped, or of one it did not hand
+    # to this run: either way the run is refused before anything is migrated there.
+    assert ("not to the scratch database" in str(error) or "does not exist" in str(error))
+    assert 'env = "builtin"' in str(error)
     assert APP_URL_NAME not in os.environ
     check_supported(ini, pg_server, env="builtin")
 
