@@ -22,7 +22,6 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ from . import seeding
 from .errors import HarnessError
 from .example_db import example_database
 from .graph import BASE, State
+from .hypothesis_env import hypothesis_home, without_local_constants
 from .progress import Progress
 from .references import Unreachable
 from .session import Session
@@ -443,7 +443,7 @@ def run_walk(
     try:
         ini = session.settings.alembic_ini
         home = harness_path(ini, "hypothesis") if ini else None
-        with _shrinking_bounded_by(clock, budget.shrink_examples), _hypothesis_home(home), \
+        with _shrinking_bounded_by(clock, budget.shrink_examples), hypothesis_home(home), \
                 _watch_engine(stop, health), without_local_constants():
             run_state_machine_as_test(seed(seed_value)(machine), settings=run_settings)
     except WalkStopped as stopped:
@@ -521,54 +521,6 @@ def _why_invalid(events: dict[str, Any]) -> str:
         return SWARM
     reason = str(events.get("gave up because", ""))
     return reason.splitlines()[0][:160] if reason else "a strategy or assume() rejected it"
-
-
-@contextlib.contextmanager
-def without_local_constants() -> Iterator[None]:
-    """Hypothesis draws from an empty pool of "local" constants while this runs.
-
-    Hypothesis mixes into what it draws the literals of every module loaded in the process that
-    is not installed: the migrations and env.py Alembic imported, earlier walks' projects, the
-    harness itself from a checkout. One seed then draws differently in a process that loaded
-    other modules, and a seed is a promise. The pool lives in a private function of its
-    providers; where a version lacks it, nothing changes.
-    """
-    from hypothesis.internal.conjecture import providers
-
-    original = getattr(providers, "_get_local_constants", None)
-    if original is None:
-        yield
-        return
-    empty = providers.Constants(**{
-        field: type(values)() if not hasattr(values, "key") or values.key is None else type(values)(key=values.key)
-        for field, values in vars(original()).items()
-    })
-    providers._get_local_constants = lambda: empty
-    try:
-        yield
-    finally:
-        providers._get_local_constants = original
-
-
-@contextlib.contextmanager
-def _hypothesis_home(directory: Path | None) -> Iterator[None]:
-    """Hypothesis's own files (its constants cache) under ``directory`` during the walk, not in
-    a ``.hypothesis/`` of the current directory; the previous home is restored after, so that
-    the project's own Hypothesis tests in the same session keep theirs. The environment's
-    ``HYPOTHESIS_STORAGE_DIRECTORY`` wins."""
-    from hypothesis import configuration
-
-    attribute = "__hypothesis_home_directory"
-    chosen = os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY")
-    if directory is None or chosen or not hasattr(configuration, attribute):
-        yield
-        return
-    previous = getattr(configuration, attribute)
-    configuration.set_hypothesis_home_dir(directory)
-    try:
-        yield
-    finally:
-        setattr(configuration, attribute, previous)
 
 
 def _leaves(group: BaseExceptionGroup) -> list[PropertyViolated]:

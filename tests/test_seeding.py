@@ -27,7 +27,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from harness.errors import HarnessError
-from harness.machine import without_local_constants
+from harness.hypothesis_env import without_local_constants
 from harness.seeding import (
     DEFAULT,
     Hints,
