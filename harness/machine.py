@@ -244,7 +244,7 @@ def build_machine(
 
             def insert(conn):
                 if not rows:
-                    return {}
+                    return ()
                 catalog = session.per_state(
                     "catalog", state, lambda: seeding.read_catalog(conn, exclude=exclude)
                 )
