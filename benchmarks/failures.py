@@ -40,7 +40,7 @@ CLASSES = {
 }
 """The mutant standing for each class of defect."""
 
-HARD = "numeric-scale-reduced-rounds"
+HARD = "numeric-scale-reduced-loses-cents"
 """The mutant few seeds caught: rows must hold amounts with cents before r2 runs."""
 
 
