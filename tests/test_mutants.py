@@ -17,6 +17,7 @@ import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
 from harness.commands import sweep
+from harness.hypothesis_env import without_local_constants
 from harness.machine import PropertyViolated, build_machine
 from harness.server import Server
 from harness.session import open_session
@@ -36,6 +37,8 @@ def run_walk(settings: Settings, server: Server, name: str) -> list[Violation]:
     Shrinking is the machine's business and says nothing about detection, yet Hypothesis spends
     up to 300 s shrinking each failure (2-4 minutes per mutant here), and ``commands.walk``
     has no option to skip it. The violations of the failing step are what shrinking keeps anyway.
+    Like every walk, it draws from an empty pool of Hypothesis's local constants: the mutants
+    walked before in this process must not change what a seed draws.
     """
     budget = PROFILES["ci"]
     run_settings = hypothesis.settings(
@@ -43,7 +46,7 @@ def run_walk(settings: Settings, server: Server, name: str) -> list[Violation]:
         phases=[hypothesis.Phase.generate], deadline=None, database=None,
         suppress_health_check=list(hypothesis.HealthCheck), report_multiple_bugs=False,
     )
-    with open_session(settings, server) as session:
+    with open_session(settings, server) as session, without_local_constants():
         machine = hypothesis.seed(zlib.crc32(name.encode()))(build_machine(session))
         try:
             run_state_machine_as_test(machine, settings=run_settings)
