@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .context import Context
 from .model import VERIFIED, VIOLATED, Section
-from .runs import unfinished
+from .runs import seeded_runs, unfinished
 
 _DROPPING_CALLS = {"drop_table": "drop table", "drop_column": "drop column"}
 _SQL = (
@@ -53,7 +53,7 @@ def check(ctx: Context) -> Section:
     exempt = set(ctx.settings.data_migrations)
     static = [op for rev in ctx.graph.revisions
               for op in scan_upgrade(rev, Path(ctx.graph.revision(rev).path), ctx.shown)]
-    runs = ctx.runs
+    runs = seeded_runs(ctx)
     observed = {rev: run.upgrade.losses for rev, run in runs.items()
                 if run.upgrade is not None and run.upgrade.losses}
     missing = unfinished(runs)
@@ -90,7 +90,7 @@ def _body(ctx: Context, static, observed, exempt) -> str:
              "|---|---|---|"]
     for rev in ctx.graph.revisions:
         found = [f"{op.operation} (`{op.path}:{op.line}`)" for op in static if op.revision == rev]
-        run = ctx.runs[rev]
+        run = seeded_runs(ctx)[rev]
         if run.upgrade is None or not run.upgrade.ok:
             measured = "not measured: the upgrade did not run (see Rollback testing)"
         else:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from .context import Context
 from .model import VERIFIED, VIOLATED, Section
-from .runs import RevisionRun, unfinished
+from .runs import RevisionRun, seeded_runs, unfinished
 
 
 def check(ctx: Context) -> Section:
-    runs = ctx.runs
+    runs = seeded_runs(ctx)
     problems = dict(unfinished(runs))
     for rev, run in runs.items():
         if run.probe is not None and run.probe.outcome == "waits":

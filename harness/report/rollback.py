@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from .context import Context
 from .model import VERIFIED, VIOLATED, Section
-from .runs import Move, unfinished
+from .runs import Move, seeded_runs, unfinished
 
 
 def check(ctx: Context) -> Section:
-    runs = ctx.runs
+    runs = seeded_runs(ctx)
     order = list(reversed(ctx.graph.revisions))
     problems = dict(unfinished(runs))
     irreversible = {rev: run.irreversible for rev, run in runs.items() if run.irreversible is not None}

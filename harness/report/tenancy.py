@@ -22,7 +22,7 @@ from ..references import Unreachable
 from ..violations import Violation
 from .context import Context, Options
 from .model import NOT_APPLICABLE, VERIFIED, VIOLATED, Section
-from .runs import RevisionRun, unfinished
+from .runs import RevisionRun, seeded_runs, unfinished
 
 
 @dataclasses.dataclass
@@ -62,7 +62,7 @@ def check(ctx: Context) -> Section:
                        "nothing to isolate: no row-level security policy reads a tenant setting "
                        "at head, or no application role (other than owners and superusers) is "
                        "granted a table carrying the tenant column")
-    runs, options = ctx.runs, ctx.options
+    runs, options = seeded_runs(ctx), ctx.options
     walk = _walk(ctx)
     leaks = [v for run in runs.values() for v in run.isolation]
     leaks += [v for vs in walk.leaks.values() for v in vs]

@@ -14,11 +14,11 @@ from __future__ import annotations
 from .context import Context
 from .lockprobe import duration_ms
 from .model import VERIFIED, VIOLATED, Section
-from .runs import MOVES, Move, RevisionRun, unfinished
+from .runs import MOVES, Move, RevisionRun, seeded_runs, unfinished
 
 
 def check(ctx: Context) -> Section:
-    runs = ctx.runs
+    runs = seeded_runs(ctx)
     harness_ms = ctx.settings.statement_timeout_ms
     problems = dict(unfinished(runs))
     for rev, run in runs.items():
