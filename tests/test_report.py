@@ -52,7 +52,9 @@ def assert_renderings_agree(report: Report) -> None:
     """The Markdown and the JSON are two renderings of one value (``report/model.py``): for
     every section they agree on the status, the summary and the commands, on the revisions of
     its table (one row each), and the Markdown shows every violation, problem and located
-    finding (file and line) the JSON holds. Every report the tests build is held to it."""
+    finding (file and line) the JSON holds; reversibility's rows show each revision's steps and
+    result, and each sweep finding's violations in one block. Every report the tests build is
+    held to it."""
     data = json.loads(json.dumps(report.to_json()))
     parts = report.to_markdown().split("\n## ")[1:]
     known = {revision["id"] for revision in data["project"]["revisions"]}
@@ -71,6 +73,12 @@ def assert_renderings_agree(report: Report) -> None:
             if isinstance(item.get("path"), str) and isinstance(item.get("line"), int):
                 assert f"{item['path']}:{item['line']}" in text, (key, item)
         assert all(why in text for why in (evidence.get("problems") or {}).values()), key
+        if key == "reversibility":  # each revision's steps and result, each sweep finding as one block
+            for rev, row in evidence["revisions"].items():
+                assert f"| {rev} | {' | '.join(row['steps'].values())} | {row['result']} |" in text, (key, rev)
+            for finding in evidence["findings"]:
+                block = [line for v in finding["violations"] for line in v["message"].splitlines()]
+                assert "\n".join(["```", *block, "```"]) in text, (key, finding)
 
 
 def _items(evidence: Any) -> Iterator[dict]:
@@ -85,16 +93,23 @@ def _items(evidence: Any) -> Iterator[dict]:
 
 
 def test_renderings_agree_catches_a_section_that_renders_another_value(pg_server, tmp_path):
-    """The agreement check is no formality: a Markdown table that lost a revision's row, or a
-    violation shown in the JSON only, is caught."""
+    """The agreement check is no formality: a Markdown table that lost a revision's row, a
+    violation shown in the JSON only, a reversibility row showing another result or a sweep
+    finding shown only by its headline is caught."""
     report = report_on(tmp_path, pg_server, [Rev("a"), Rev("b", down="a", upgrade='op.execute("SELECT 1/0")',
                                                        downgrade="pass")])
-    rollback = section(report, "rollback")
+    rollback, reversibility = section(report, "rollback"), section(report, "reversibility")
+    assert reversibility.evidence["findings"][0]["revision"] == "b"
     without_row = "\n".join(line for line in rollback.body.splitlines() if not line.startswith("| a |"))
     violation = {"property": "schema", "revision": "a", "message": "a difference shown nowhere"}
-    for broken in (dataclasses.replace(rollback, body=without_row),
-                   dataclasses.replace(rollback, evidence={**rollback.evidence, "extra": [violation]})):
-        sections = tuple(broken if s is rollback else s for s in report.sections)
+    table_only = reversibility.body.split("\n\n```")[0]
+    for original, broken in (
+            (rollback, dataclasses.replace(rollback, body=without_row)),
+            (rollback, dataclasses.replace(rollback, evidence={**rollback.evidence, "extra": [violation]})),
+            (reversibility, dataclasses.replace(reversibility, body=table_only)),
+            (reversibility, dataclasses.replace(reversibility, body=reversibility.body.replace(
+                "| a | ok | ok | ok |", "| a | ok | ok | **violated** |")))):
+        sections = tuple(broken if s is original else s for s in report.sections)
         with pytest.raises(AssertionError):
             assert_renderings_agree(dataclasses.replace(report, sections=sections))
 
