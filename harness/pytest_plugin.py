@@ -96,10 +96,10 @@ class _Summary:
                 terminalreporter.write_line(f"  {line}")
         if os.environ.get("GITHUB_ACTIONS") == "true":
             from . import faces
-            from .faces.findings import RULES
+            from .faces.annotations import RULES
 
             out = io.StringIO()
-            faces.publish([faces.Finding(**f) for f in self.findings], summary="\n\n".join(self.markdown),
+            faces.publish([faces.Annotation(**f) for f in self.findings], summary="\n\n".join(self.markdown),
                           rules=RULES, stream=out)
             for line in out.getvalue().splitlines():
                 terminalreporter.write_line(line)

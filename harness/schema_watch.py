@@ -31,12 +31,18 @@ _FINAL = ("the steps since the last whole snapshot (found by the whole snapshot 
 class SchemaWatch:
     """Schema snapshots of one scratch database, whole or scoped, and what they were compared with."""
 
-    def __init__(self, session: Session, conn: psycopg.Connection, start: State) -> None:
+    def __init__(self, session: Session, conn: psycopg.Connection, start: State, *,
+                 scoped: bool | None = None) -> None:
+        """``scoped`` (default: the ``scoped_snapshots`` setting) False takes a whole snapshot
+        after every step and leaves the database without a change log: for a database whose
+        steps are timed and whose locks are read."""
         self._references = session.references
         self._settings = session.settings
         self._version_table = session.project.version_table
         self._conn = conn
-        self._tracking = session.settings.scoped_snapshots and install_tracking(conn)
+        if scoped is None:
+            scoped = session.settings.scoped_snapshots
+        self._tracking = scoped and install_tracking(conn)
         self._matched = start
         """The state whose reference the database last matched (a clone of its template at first)."""
         self._since = 0
@@ -52,8 +58,10 @@ class SchemaWatch:
         reference of a state that has none. Raises :class:`~harness.references.Unreachable`
         when the reference cannot be built.
         """
-        first = self._references.first_visit(state)
-        whole = first or not self._references.has_snapshot(state)
+        # Without a change log every snapshot is whole, and the state's first visit is left
+        # to a trial that has one.
+        whole = (not self._tracking or self._references.first_visit(state)
+                 or not self._references.has_snapshot(state))
         read = self._read(whole=whole, roots=() if whole else self._references.roots_between(self._matched, state))
         if canonical and read.scope is None:
             self._references.adopt(state, read.snapshot)

@@ -15,14 +15,13 @@ from psycopg.types.json import Jsonb
 
 from .graph import State, Step
 from .invariants import data, isolation, sequences
-from .invariants.migration import check_outcome
 from .pasteable import insert_statement
-from .references import Unreachable
 from .runner import StepOutcome
 from .schema_watch import SchemaWatch
 from .seeding import read_catalog
 from .seeding.filling import Tenancy, fill
 from .session import Session
+from .step_check import check_step
 from .violations import Violation
 
 
@@ -245,25 +244,14 @@ class Trial:
         # forgives the rows they refer to (see data.check_round_trip).
         keys = data.foreign_keys(self.conn) if logged.op == "downgrade" and self._round_trips else ()
         sequences_before = sequences.read_sequences(self.conn)
-        outcome = run()
+        checked = check_step(self.session.project, self.conn, self._schema, run, command=logged.as_command(),
+                             revision=logged.revision, rows=rows_before.counts(), canonical=canonical)
         self.log.append(logged)
         self.path.append(before_state)
-        command = logged.as_command()
-        # A jump names no revision; when Alembic ran exactly one, that one is the step's.
-        ran = tuple(step.revision for step in outcome.steps)
-        revision = logged.revision or outcome.revision or (ran[0] if len(ran) == 1 else None)
-        violations = check_outcome(outcome, command=command, revision=revision, rows=rows_before.counts())
-        if outcome.heads is not None:
-            self.state = self.session.project.graph.state_of(outcome.heads)
-        else:
-            self.state = self.session.project.read_state(self.conn)
-        if not outcome.ok:
-            self._unfilled = None
-            return violations
-        self._cover(before_state, logged)
-        try:
-            violations += self._schema.check(self.state, revision=revision, after=command, canonical=canonical)
-        except Unreachable:
+        self.state, revision, violations = checked.state, checked.revision, list(checked.violations)
+        if checked.outcome.ok:
+            self._cover(before_state, logged)
+        if not checked.schema_checked:
             self._unfilled = None
             return violations
         if self._unfilled is not None:
@@ -271,7 +259,7 @@ class Trial:
             self._unfilled |= structural
             self._created |= created
         rows_after = self.rows()
-        violations += self._check_data(logged.op, revision, ran, before_state, rows_before, rows_after,
+        violations += self._check_data(logged.op, revision, checked.ran, before_state, rows_before, rows_after,
                                        keys)
         violations += sequences.check_sequences(
             sequences_before, sequences.read_sequences(self.conn), rows_after,

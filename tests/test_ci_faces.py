@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.faces import Finding, from_report, github
-from harness.faces.findings import RULES
+from harness.faces import Annotation, from_report, github
+from harness.faces.annotations import RULES
 from harness.report import Report, Section
 from harness.violations import PROPERTIES
 from projects import Rev, make_project
@@ -118,8 +118,8 @@ def test_off_github_nothing_is_annotated(tmp_path, pg_server, monkeypatch, capsy
 
 
 def test_annotation_text_is_escaped_so_it_stays_one_workflow_command():
-    finding = Finding("data", "b", "50% lost: a, b\nrow 1", "v/b.py", 7, "f")
-    assert github.annotation(finding) == "::error file=v/b.py,line=7,title=[data] at b::50%25 lost: a, b%0Arow 1"
+    annotation = Annotation("data", "b", "50% lost: a, b\nrow 1", "v/b.py", 7, "f")
+    assert github.workflow_command(annotation) == "::error file=v/b.py,line=7,title=[data] at b::50%25 lost: a, b%0Arow 1"
 
 
 def test_a_violated_report_section_is_located_in_each_revision_it_names(tmp_path, monkeypatch):
@@ -132,7 +132,7 @@ def test_a_violated_report_section_is_located_in_each_revision_it_names(tmp_path
         {"id": r, "file": f"migrations/versions/{r}_.py"} for r in ("a", "b")]}
     report = Report((section, quiet), project, 1.0)
 
-    (finding,) = from_report(report)
+    (annotation,) = from_report(report)
 
-    assert (finding.rule, finding.revision, finding.path) == ("lock_safety", "b", "migrations/versions/b_.py")
-    assert finding.line == line_of(ini.parent / "migrations" / "versions" / "b_.py", "def upgrade")
+    assert (annotation.rule, annotation.revision, annotation.path) == ("lock_safety", "b", "migrations/versions/b_.py")
+    assert annotation.line == line_of(ini.parent / "migrations" / "versions" / "b_.py", "def upgrade")

@@ -8,8 +8,11 @@ bundled history is reported on too: the document committed in docs/ comes from i
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
+from typing import Any, Iterator
 
 import psycopg
 import pytest
@@ -36,7 +39,79 @@ ACCOUNTS = Rev("a", upgrade=(
 def report_on(tmp_path, pg_server, revisions, *, url=None, settings=None, **options) -> Report:
     """The report on a project of ``revisions``; ``settings`` as in [tool.harness]."""
     ini = make_project(tmp_path, revisions, url=url)
-    return build_report(load_settings(ini, **(settings or {})), server=pg_server, **{**SMALL, **options})
+    report = build_report(load_settings(ini, **(settings or {})), server=pg_server, **{**SMALL, **options})
+    assert_renderings_agree(report)
+    return report
+
+
+_REVISION_ROW = re.compile(r"^\| `?([^ |`]+)`?(?: \([^|]*\))? \|", re.M)
+"""A table row whose first cell is a revision (with a note in parentheses)."""
+
+
+def assert_renderings_agree(report: Report) -> None:
+    """The Markdown and the JSON are two renderings of one value (``report/model.py``): for
+    every section they agree on the status, the summary and the commands, on the revisions of
+    its table (one row each), and the Markdown shows every violation, problem and located
+    finding (file and line) the JSON holds; reversibility's rows show each revision's steps and
+    result, and each sweep finding's violations in one block. Every report the tests build is
+    held to it."""
+    data = json.loads(json.dumps(report.to_json()))
+    parts = report.to_markdown().split("\n## ")[1:]
+    known = {revision["id"] for revision in data["project"]["revisions"]}
+    assert len(parts) == len(data["sections"])
+    for text, found in zip(parts, data["sections"]):
+        key, evidence = found["key"], found["evidence"]
+        assert text.split("\n", 1)[0].endswith(f"{found['title']}: {found['status']}"), key
+        assert f"**{found['status'].capitalize()}**: {found['summary']}" in text, key
+        assert all(f"$ {command}" in text for command in found["commands"]), key
+        if isinstance(evidence.get("revisions"), dict):
+            rows = [rev for rev in _REVISION_ROW.findall(text) if rev in known]
+            assert sorted(rows) == sorted(evidence["revisions"]), (key, rows)
+        for item in _items(evidence):
+            if isinstance(item.get("property"), str) and isinstance(item.get("message"), str):
+                assert item["message"].splitlines()[0] in text, (key, item)
+            if isinstance(item.get("path"), str) and isinstance(item.get("line"), int):
+                assert f"{item['path']}:{item['line']}" in text, (key, item)
+        assert all(why in text for why in (evidence.get("problems") or {}).values()), key
+        if key == "reversibility":  # each revision's steps and result, each sweep finding as one block
+            for rev, row in evidence["revisions"].items():
+                assert f"| {rev} | {' | '.join(row['steps'].values())} | {row['result']} |" in text, (key, rev)
+            for finding in evidence["findings"]:
+                block = [line for v in finding["violations"] for line in v["message"].splitlines()]
+                assert "\n".join(["```", *block, "```"]) in text, (key, finding)
+
+
+def _items(evidence: Any) -> Iterator[dict]:
+    """Every mapping in ``evidence``, however deep."""
+    if isinstance(evidence, dict):
+        yield evidence
+        for value in evidence.values():
+            yield from _items(value)
+    elif isinstance(evidence, list):
+        for item in evidence:
+            yield from _items(item)
+
+
+def test_renderings_agree_catches_a_section_that_renders_another_value(pg_server, tmp_path):
+    """The agreement check is no formality: a Markdown table that lost a revision's row, a
+    violation shown in the JSON only, a reversibility row showing another result or a sweep
+    finding shown only by its headline is caught."""
+    report = report_on(tmp_path, pg_server, [Rev("a"), Rev("b", down="a", upgrade='op.execute("SELECT 1/0")',
+                                                       downgrade="pass")])
+    rollback, reversibility = section(report, "rollback"), section(report, "reversibility")
+    assert reversibility.evidence["findings"][0]["revision"] == "b"
+    without_row = "\n".join(line for line in rollback.body.splitlines() if not line.startswith("| a |"))
+    violation = {"property": "schema", "revision": "a", "message": "a difference shown nowhere"}
+    table_only = reversibility.body.split("\n\n```")[0]
+    for original, broken in (
+            (rollback, dataclasses.replace(rollback, body=without_row)),
+            (rollback, dataclasses.replace(rollback, evidence={**rollback.evidence, "extra": [violation]})),
+            (reversibility, dataclasses.replace(reversibility, body=table_only)),
+            (reversibility, dataclasses.replace(reversibility, body=reversibility.body.replace(
+                "| a | ok | ok | ok |", "| a | ok | ok | **violated** |")))):
+        sections = tuple(broken if s is original else s for s in report.sections)
+        with pytest.raises(AssertionError):
+            assert_renderings_agree(dataclasses.replace(report, sections=sections))
 
 
 def section(report: Report, key: str):
@@ -58,6 +133,7 @@ SEED_DOCUMENT_EXPECTS = [
 def test_bundled_history(pg_server):
     report = build_report(load_settings(ROOT / "alembic.ini"), server=pg_server,
                           expected_objects=SEED_DOCUMENT_EXPECTS, **SMALL)
+    assert_renderings_agree(report)
     assert [s.key for s in report.sections] == SECTIONS
     assert statuses(report) == dict.fromkeys(SECTIONS, VERIFIED)
     assert "all 8 expected objects present" in section(report, "schema").summary
@@ -170,6 +246,7 @@ def test_locks_are_seen_whatever_the_env_py(pg_server, tmp_path, env):
     ini = make_project(tmp_path, revisions, env=env)
     settings = load_settings(ini, env_var=ENV_VAR_NAME if env == "env_var" else None)
     report = build_report(settings, server=pg_server, **SMALL)
+    assert_renderings_agree(report)
     locks = section(report, "lock_safety").evidence["revisions"]["b"]
     assert [lock["mode"] for lock in locks["locks"]] == ["ACCESS EXCLUSIVE"]
     assert locks["probe"]["outcome"] == "waits"

@@ -1,6 +1,6 @@
 """Faces for CI services: workflow annotations and a job summary on GitHub, SARIF for code
-scanning, a GitLab Code Quality report. Each is a rendering of the same located findings
-(:mod:`harness.faces.findings`); :func:`publish` writes whichever the options and the
+scanning, a GitLab Code Quality report. Each is a rendering of the same annotations (violations located in files)
+(:mod:`harness.faces.annotations`); :func:`publish` writes whichever the options and the
 environment ask for.
 """
 
@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, TextIO
 
 from . import github, gitlab, sarif
-from .findings import RULES, Finding, from_report, from_run
+from .annotations import RULES, Annotation, from_report, from_run
 
 if TYPE_CHECKING:
     from ..commands import RunResult
     from ..report import Report
 
-__all__ = ["Finding", "from_report", "from_run", "publish", "publish_report", "publish_run"]
+__all__ = ["Annotation", "from_report", "from_run", "publish", "publish_report", "publish_run"]
 
 
 def publish_run(result: RunResult, **options: Any) -> None:
@@ -35,7 +35,7 @@ def publish_report(report: Report, **options: Any) -> None:
 
 
 def publish(
-    findings: list[Finding], *, summary: str, rules: Mapping[str, str], sarif_path: Path | None = None,
+    annotations: list[Annotation], *, summary: str, rules: Mapping[str, str], sarif_path: Path | None = None,
     gitlab_path: Path | None = None, environ: Mapping[str, str] | None = None,
     stream: TextIO | None = None,
 ) -> None:
@@ -43,13 +43,13 @@ def publish(
     append ``summary`` (markdown) to the job summary."""
     environ = os.environ if environ is None else environ
     if sarif_path is not None:
-        _write(sarif_path, sarif.document(findings, rules))
+        _write(sarif_path, sarif.document(annotations, rules))
     if gitlab_path is not None:
-        _write(gitlab_path, gitlab.document(findings))
+        _write(gitlab_path, gitlab.document(annotations))
     if environ.get("GITHUB_ACTIONS") == "true":
-        github.annotate(findings, stream)
+        github.annotate(annotations, stream)
         if environ.get("GITHUB_STEP_SUMMARY"):
-            github.append_summary(Path(environ["GITHUB_STEP_SUMMARY"]), findings, summary)
+            github.append_summary(Path(environ["GITHUB_STEP_SUMMARY"]), annotations, summary)
 
 
 def _write(path: Path, document: Any) -> None:

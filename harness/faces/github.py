@@ -1,4 +1,4 @@
-"""GitHub Actions: a workflow annotation per finding, a markdown job summary.
+"""GitHub Actions: a workflow command per annotation, a markdown job summary.
 
 Annotations are lines on stdout that the runner turns into marks on the pull request's files
 (``::error file=...,line=...,title=...::message``); the job summary is markdown appended to the
@@ -11,37 +11,37 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .findings import Finding
+from .annotations import Annotation
 
 
-def annotation(finding: Finding) -> str:
-    """The workflow command for ``finding``; the message keeps its lines (escaped)."""
-    properties = f"file={_property(finding.path)},line={finding.line},title={_property(finding.title)}"
-    return f"::error {properties}::{_data(finding.message)}"
+def workflow_command(annotation: Annotation) -> str:
+    """The workflow command for ``annotation``; the message keeps its lines (escaped)."""
+    properties = f"file={_property(annotation.path)},line={annotation.line},title={_property(annotation.title)}"
+    return f"::error {properties}::{_data(annotation.message)}"
 
 
-def annotate(findings: list[Finding], stream: TextIO | None = None) -> None:
+def annotate(annotations: list[Annotation], stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
-    for finding in findings:
-        print(annotation(finding), file=out)
+    for annotation in annotations:
+        print(workflow_command(annotation), file=out)
     out.flush()
 
 
-def summary(findings: list[Finding], body: str) -> str:
-    """``body``'s heading, a table of the findings at their files and lines, the rest of ``body``."""
+def summary(annotations: list[Annotation], body: str) -> str:
+    """``body``'s heading, a table of the annotations at their files and lines, the rest of ``body``."""
     heading, _, rest = body.strip().partition("\n")
-    if not findings:
+    if not annotations:
         return body.rstrip() + "\n"
     rows = ["| property | revision | where | what |", "|---|---|---|---|"]
-    for f in findings:
-        first = (f.message.splitlines() or [""])[0].replace("|", "\\|")
-        rows.append(f"| `{f.rule}` | `{f.revision or '-'}` | `{f.path}:{f.line}` | {first} |")
+    for a in annotations:
+        first = (a.message.splitlines() or [""])[0].replace("|", "\\|")
+        rows.append(f"| `{a.rule}` | `{a.revision or '-'}` | `{a.path}:{a.line}` | {first} |")
     return "\n".join([heading, "", *rows, rest]) + "\n"
 
 
-def append_summary(path: Path, findings: list[Finding], body: str) -> None:
+def append_summary(path: Path, annotations: list[Annotation], body: str) -> None:
     with path.open("a") as out:
-        out.write(summary(findings, body) + "\n")
+        out.write(summary(annotations, body) + "\n")
 
 
 def _data(text: str) -> str:

@@ -1,21 +1,21 @@
-"""A GitLab Code Quality report: the merge request widget lists each finding at its line."""
+"""A GitLab Code Quality report: the merge request widget lists each annotation at its line."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .findings import Finding
+from .annotations import Annotation
 
 
-def document(findings: list[Finding]) -> list[dict[str, Any]]:
+def document(annotations: list[Annotation]) -> list[dict[str, Any]]:
     """The JSON list GitLab's ``artifacts:reports:codequality`` reads."""
     return [
         {
-            "description": f"{f.title}: {f.message.splitlines()[0] if f.message else ''}",
-            "check_name": f.rule,
-            "fingerprint": f.fingerprint,
-            "severity": "critical" if f.rule in ("data", "tenant_isolation") else "major",
-            "location": {"path": f.path, "lines": {"begin": f.line}},
+            "description": f"{a.title}: {a.message.splitlines()[0] if a.message else ''}",
+            "check_name": a.rule,
+            "fingerprint": a.fingerprint,
+            "severity": "critical" if a.rule in ("data", "tenant_isolation") else "major",
+            "location": {"path": a.path, "lines": {"begin": a.line}},
         }
-        for f in findings
+        for a in annotations
     ]

@@ -1,7 +1,7 @@
 """SARIF 2.1.0 for code scanning: a rule per property, each result in its revision file.
 
 Code scanning resolves relative URIs against the repository root (``%SRCROOT%``) and tracks a
-result across commits by its partial fingerprint, so that a finding fixed and found again is the
+result across commits by its partial fingerprint, so that an annotation fixed and found again is the
 same alert, not a new one.
 """
 
@@ -11,15 +11,15 @@ from importlib import metadata
 from pathlib import PurePosixPath
 from typing import Any, Mapping
 
-from .findings import Finding
+from .annotations import Annotation
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://pypi.org/project/alembic-harness/"
 
 
-def document(findings: list[Finding], rules: Mapping[str, str]) -> dict[str, Any]:
+def document(annotations: list[Annotation], rules: Mapping[str, str]) -> dict[str, Any]:
     """The SARIF log of one run; ``rules`` maps each rule id to its one-sentence description."""
-    ids = list(rules) + sorted({f.rule for f in findings} - set(rules))
+    ids = list(rules) + sorted({a.rule for a in annotations} - set(rules))
     driver = {
         "name": "harness",
         "informationUri": INFORMATION_URI,
@@ -32,7 +32,7 @@ def document(findings: list[Finding], rules: Mapping[str, str]) -> dict[str, Any
         "runs": [{
             "tool": {"driver": driver},
             "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "the repository root"}}},
-            "results": [_result(f, ids.index(f.rule)) for f in findings],
+            "results": [_result(a, ids.index(a.rule)) for a in annotations],
         }],
     }
 
@@ -47,17 +47,17 @@ def _rule(rule: str, text: str) -> dict[str, Any]:
     }
 
 
-def _result(finding: Finding, index: int) -> dict[str, Any]:
+def _result(annotation: Annotation, index: int) -> dict[str, Any]:
     return {
-        "ruleId": finding.rule,
+        "ruleId": annotation.rule,
         "ruleIndex": index,
         "level": "error",
-        "message": {"text": f"{finding.title}: {finding.message}"},
+        "message": {"text": f"{annotation.title}: {annotation.message}"},
         "locations": [{"physicalLocation": {
-            "artifactLocation": _artifact(finding.path),
-            "region": {"startLine": finding.line},
+            "artifactLocation": _artifact(annotation.path),
+            "region": {"startLine": annotation.line},
         }}],
-        "partialFingerprints": {"harnessFinding/v1": finding.fingerprint},
+        "partialFingerprints": {"harnessFinding/v1": annotation.fingerprint},
     }
 
 

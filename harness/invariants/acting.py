@@ -17,7 +17,9 @@ from ..violations import Violation
 
 
 @dataclasses.dataclass(frozen=True)
-class Outcome:
+class AttemptOutcome:
+    """What one :func:`attempt` gave back: its rows and row count, or the error that stopped it."""
+
     rows: list[tuple[Any, ...]]
     rowcount: int
     error: psycopg.Error | None
@@ -27,7 +29,7 @@ def attempt(
     conn: psycopg.Connection, query: sql.Composable, params: Any = None, *,
     setting: tuple[str, str] | None = None, role: str | None = None, replica: bool = False,
     prepare: sql.Composable | None = None,
-) -> Outcome:
+) -> AttemptOutcome:
     """Run ``query`` in a savepoint that is always rolled back, as ``role`` with ``setting``.
 
     ``replica`` turns foreign-key triggers off, so that a DELETE's row count is not lost to a
@@ -47,11 +49,11 @@ def attempt(
                 calls = sql.SQL(", ").join(sql.SQL("set_config(%s, %s, true)") for _ in configs)
                 conn.execute(sql.SQL("SELECT ") + calls, [v for pair in configs for v in pair])
             cursor = conn.execute(query, params)
-            return Outcome(cursor.fetchall() if cursor.description else [], cursor.rowcount, None)
+            return AttemptOutcome(cursor.fetchall() if cursor.description else [], cursor.rowcount, None)
     except psycopg.Error as exc:
         if exc.sqlstate is None:
             raise
-        return Outcome([], 0, exc)
+        return AttemptOutcome([], 0, exc)
 
 
 def leak(setting: str, role: str, tenant: str, relation: str, operation: str, what: str,

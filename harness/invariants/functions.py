@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -30,8 +30,16 @@ from psycopg import sql
 from ..violations import Violation
 from .acting import attempt, cast, leak
 
-if TYPE_CHECKING:
-    from .isolation import IsolationSetup
+
+class TenantSetup(Protocol):
+    """What the check needs of :class:`.isolation.IsolationSetup`, named here so that the
+    module it serves need not be imported."""
+
+    @property
+    def tenant_setting(self) -> str: ...
+
+    @property
+    def tenant_column(self) -> str: ...
 
 EXAMPLES = 3
 
@@ -90,7 +98,7 @@ class _Function:
 
 
 def check_functions(
-    conn: psycopg.Connection, setup: IsolationSetup, role: str, tenant: str, other: str,
+    conn: psycopg.Connection, setup: TenantSetup, role: str, tenant: str, other: str,
     *, revision: str | None,
 ) -> list[Violation]:
     """Leaks through each ``SECURITY DEFINER`` function ``role`` may execute, acting as ``tenant``.
@@ -114,7 +122,7 @@ def check_functions(
     return violations
 
 
-def _probe(conn: psycopg.Connection, setup: IsolationSetup, role: str, tenant: str,
+def _probe(conn: psycopg.Connection, setup: TenantSetup, role: str, tenant: str,
            function: _Function, arguments: list[str | None],
            revision: str | None) -> Violation | None:
     def call(prepare: sql.Composable | None = None) -> list[str] | None:

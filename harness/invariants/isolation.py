@@ -42,7 +42,7 @@ from psycopg import sql
 from ..errors import HarnessError
 from ..settings import Settings
 from . import functions
-from .acting import Outcome, attempt, cast as _cast, leak
+from .acting import AttemptOutcome, attempt, cast as _cast, leak
 from ..violations import Violation
 
 EXAMPLES = 3
@@ -531,7 +531,7 @@ class _Probe:
             [tenant], setting=(self.setup.tenant_setting, tenant))
         return outcome.rows[0][0] if outcome.rows else None
 
-    def _let_through(self, outcome: Outcome) -> str | None:
+    def _let_through(self, outcome: AttemptOutcome) -> str | None:
         """None when a write was stopped; else how it got through, as a clause for the message.
 
         Only on tables is a constraint failure proof: a view's CHECK OPTION is checked after
@@ -545,7 +545,7 @@ class _Probe:
         return None
 
     def _as_role(self, query: sql.Composable, tenant: str, params: Any = None, *,
-                 replica: bool = False) -> Outcome:
+                 replica: bool = False) -> AttemptOutcome:
         return attempt(self.conn, query, params, setting=(self.setup.tenant_setting, tenant),
                         role=self.role, replica=replica)
 

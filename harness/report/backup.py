@@ -100,7 +100,8 @@ def check(ctx: Context) -> Section:
             f"KiB, {copy.dump_s:.2f}s) and restored into a fresh database ({copy.restore_s:.2f}s): "
             f"same schema ({copy.objects} objects), same rows, same materialized view contents")
     evidence = {
-        "pg_bin_dir": ctx.shown(binaries.bin_dir), "rows": copy.rows, "dump_bytes": copy.dump_bytes,
+        "pg_bin_dir": ctx.shown(binaries.bin_dir), "pg_version": binaries.version,
+        "rows": copy.rows, "dump_bytes": copy.dump_bytes,
         "dump_s": round(copy.dump_s, 3), "restore_s": round(copy.restore_s, 3),
         "pg_dump_exit": copy.dump.returncode,
         "pg_restore_exit": copy.restore.returncode if copy.restore else None,
@@ -109,25 +110,32 @@ def check(ctx: Context) -> Section:
         "materialized_view_rows": {name: {"original": n, "restored": m}
                                    for name, (n, m) in copy.views.items()},
     }
-    lines = [
-        f"- Programs: `{ctx.shown(binaries.bin_dir)}` (PostgreSQL {binaries.version})",
-        f"- Seeded head: {total} rows ({', '.join(f'{t} {n}' for t, n in copy.rows.items())})",
-        f"- pg_dump -Fc: exit {copy.dump.returncode}, {copy.dump_bytes} bytes, {copy.dump_s:.2f}s",
-        f"- pg_restore into a new database: exit "
-        f"{copy.restore.returncode if copy.restore else 'not run'}, {copy.restore_s:.2f}s",
-        f"- Schema after restore: {f'{len(copy.schema)} difference(s)' if copy.schema else 'identical'}",
-        "- Rows after restore: " + ("; ".join(f"{t}: {d}" for t, d in copy.data.items())
-                                    or "identical in every table"),
-        "- Materialized views (refreshed before the dump): " + (", ".join(
-            f"{name} {n} rows, {m} after restore" for name, (n, m) in copy.views.items()) or "none"),
-    ]
-    if copy.errors:
-        lines += ["", "```", *copy.errors[:ERRORS_SHOWN], "```"]
-    if copy.schema:
-        lines += ["", "```", format_diff(copy.schema), "```"]
     commands = ('pg_dump -Fc -f head.dump "$DATABASE_URL"',
                 'createdb restored && pg_restore -d restored head.dump')
-    return Section(key, title, status, summary, "\n".join(lines), evidence, commands)
+    return Section(key, title, status, summary, _body(evidence), evidence, commands)
+
+
+def _body(evidence: dict) -> str:
+    """What was dumped and restored and how it compares, from the evidence alone."""
+    rows, views, data = evidence["rows"], evidence["materialized_view_rows"], evidence["data_differences"]
+    schema = [Difference.from_json(d) for d in evidence["schema_differences"]]
+    restored = evidence["pg_restore_exit"]
+    lines = [
+        f"- Programs: `{evidence['pg_bin_dir']}` (PostgreSQL {evidence['pg_version']})",
+        f"- Seeded head: {sum(rows.values())} rows ({', '.join(f'{t} {n}' for t, n in rows.items())})",
+        f"- pg_dump -Fc: exit {evidence['pg_dump_exit']}, {evidence['dump_bytes']} bytes, {evidence['dump_s']:.2f}s",
+        f"- pg_restore into a new database: exit "
+        f"{restored if restored is not None else 'not run'}, {evidence['restore_s']:.2f}s",
+        f"- Schema after restore: {f'{len(schema)} difference(s)' if schema else 'identical'}",
+        "- Rows after restore: " + ("; ".join(f"{t}: {d}" for t, d in data.items()) or "identical in every table"),
+        "- Materialized views (refreshed before the dump): " + (", ".join(
+            f"{name} {n['original']} rows, {n['restored']} after restore" for name, n in views.items()) or "none"),
+    ]
+    if evidence["errors"]:
+        lines += ["", "```", *evidence["errors"][:ERRORS_SHOWN], "```"]
+    if schema:
+        lines += ["", "```", format_diff(schema), "```"]
+    return "\n".join(lines)
 
 
 def _dump_and_restore(ctx: Context, binaries: Binaries) -> _Copy:

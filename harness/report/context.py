@@ -7,10 +7,10 @@ seeded runs of every revision, the isolation setup) is computed on first use and
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import shlex
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import psycopg
 
@@ -20,7 +20,8 @@ from ..references import StateChain
 from ..server import Database
 from ..session import Session
 from ..seeding.filling import Filled, fill
-from .runs import RevisionRun, gather
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Context:
         self.references = session.references
         self.graph: RevisionGraph = session.project.graph
         self.ini = _shown_path(Path(self.settings.alembic_ini))
+        self._kept: dict[str, Any] = {}
         self._seeded: StateChain[tuple[Database, Filled]] = StateChain(
             self.server, self.project,
             start=lambda: self._filled(self.references.template(BASE)),
@@ -63,10 +65,12 @@ class Context:
             database=lambda kept: kept[0].name,
         )
 
-    @functools.cached_property
-    def runs(self) -> dict[str, RevisionRun]:
-        """Every revision run on seeded databases (:mod:`.runs`)."""
-        return gather(self)
+    def kept(self, key: str, gather: Callable[[], T]) -> T:
+        """Evidence several checks need (the seeded runs of :mod:`.runs`), gathered by the
+        first check that asks and kept for the others."""
+        if key not in self._kept:
+            self._kept[key] = gather()
+        return self._kept[key]
 
     @property
     def isolation_setup(self) -> isolation.IsolationSetup | None:

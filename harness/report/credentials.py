@@ -56,18 +56,23 @@ def check(ctx: Context) -> Section:
             "environment or create roles NOLOGIN and grant them to login roles made outside "
             "the migrations"
         )
-        body = "\n".join(["| where | what | line (secret masked) |", "|---|---|---|", *(
-            f"| `{f.path}:{f.line}` | {f.kind} | `{f.excerpt}` |" for f in findings)])
     else:
         status = VERIFIED
         summary = (f"no password in SQL, URL with credentials or literal secret in "
                    f"{len(files)} files (alembic.ini, env.py, {len(files) - 2} revisions)")
-        body = "Files scanned: " + ", ".join(f"`{p}`" for p in scanned)
     locations = [ctx.shown(p) for p in files[:2]] + sorted(
         {ctx.shown(Path(p).parent) for p in files[2:]})
     command = 'grep -rnEi "password|://[^:/@ ]+:[^@ ]+@|secret|token|api_?key" ' + " ".join(locations)
-    return Section("credentials", "Hard-coded credentials", status, summary, body, evidence,
+    return Section("credentials", "Hard-coded credentials", status, summary, _body(evidence), evidence,
                    (command,))
+
+
+def _body(evidence: dict) -> str:
+    """The secrets found, or the files scanned, from the evidence alone."""
+    if not evidence["findings"]:
+        return "Files scanned: " + ", ".join(f"`{p}`" for p in evidence["files"])
+    return "\n".join(["| where | what | line (secret masked) |", "|---|---|---|", *(
+        f"| `{f['path']}:{f['line']}` | {f['kind']} | `{f['excerpt']}` |" for f in evidence["findings"])])
 
 
 def scan(path: Path, *, shown: str) -> list[ExposedSecret]:

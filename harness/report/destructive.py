@@ -21,10 +21,12 @@ import ast
 import dataclasses
 import re
 from pathlib import Path
+from typing import Sequence
 
 from .context import Context
+from .dataloss import Loss
 from .model import VERIFIED, VIOLATED, Section
-from .runs import unfinished
+from .runs import seeded_runs, unfinished
 
 _DROPPING_CALLS = {"drop_table": "drop table", "drop_column": "drop column"}
 _SQL = (
@@ -53,7 +55,7 @@ def check(ctx: Context) -> Section:
     exempt = set(ctx.settings.data_migrations)
     static = [op for rev in ctx.graph.revisions
               for op in scan_upgrade(rev, Path(ctx.graph.revision(rev).path), ctx.shown)]
-    runs = ctx.runs
+    runs = seeded_runs(ctx)
     observed = {rev: run.upgrade.losses for rev, run in runs.items()
                 if run.upgrade is not None and run.upgrade.losses}
     missing = unfinished(runs)
@@ -63,6 +65,7 @@ def check(ctx: Context) -> Section:
         "observed": {rev: [loss.to_json() for loss in found] for rev, found in observed.items()},
         "data_migrations": sorted(exempt),
         "unfinished": missing,
+        "measured": [rev for rev, run in runs.items() if run.upgrade is not None and run.upgrade.ok],
         "rows_per_table": ctx.options.rows_per_table,
     }
     if offending:
@@ -79,23 +82,24 @@ def check(ctx: Context) -> Section:
         summary = (f"no drop, type change, TRUNCATE, DELETE or UPDATE in any upgrade(); every "
                    f"value of every column kept by every upgrade on a database seeded with "
                    f"{ctx.options.rows_per_table} rows per table")
-    body = _body(ctx, static, observed, exempt)
+    body = _body(ctx.graph.revisions, evidence)
     commands = (ctx.harness("report"), ctx.harness("sweep"))
     return Section("destructive_operations", "Destructive operations", status, summary, body,
                    evidence, commands)
 
 
-def _body(ctx: Context, static, observed, exempt) -> str:
+def _body(revisions: Sequence[str], evidence: dict) -> str:
+    """The table, from the evidence alone: the Markdown says what the JSON says."""
     lines = ["| revision | static scan of upgrade() | data lost on the seeded database |",
              "|---|---|---|"]
-    for rev in ctx.graph.revisions:
-        found = [f"{op.operation} (`{op.path}:{op.line}`)" for op in static if op.revision == rev]
-        run = ctx.runs[rev]
-        if run.upgrade is None or not run.upgrade.ok:
+    for rev in revisions:
+        found = [f"{op['operation']} (`{op['path']}:{op['line']}`)" for op in evidence["static"]
+                 if op["revision"] == rev]
+        if rev not in evidence["measured"]:
             measured = "not measured: the upgrade did not run (see Rollback testing)"
         else:
-            measured = "; ".join(loss.describe() for loss in observed.get(rev, ())) or "none"
-        note = " (declared in data_migrations)" if rev in exempt else ""
+            measured = "; ".join(Loss(**loss).describe() for loss in evidence["observed"].get(rev, ())) or "none"
+        note = " (declared in data_migrations)" if rev in evidence["data_migrations"] else ""
         lines.append(f"| {rev}{note} | {'; '.join(found) or 'nothing destructive'} | {measured} |")
     return "\n".join(lines)
 

@@ -48,7 +48,7 @@ BLOCKS = {
 }
 """The modes that stop ordinary application queries, and which ones."""
 
-Outcome = Literal["fails fast", "waits", "not blocked", "fails"]
+ProbeOutcome = Literal["fails fast", "waits", "not blocked", "fails"]
 
 _LOCK_NOT_AVAILABLE = re.compile(r"LockNotAvailable|lock timeout", re.IGNORECASE)
 _DURATION = re.compile(r"^(\d+)\s*(ms|s|min|h|d)?$")
@@ -80,7 +80,7 @@ class Probe:
 
     held: dict[str, str]
     """``schema.name`` -> the mode the other session held on it."""
-    outcome: Outcome
+    outcome: ProbeOutcome
     waited_s: float
     bound_s: float
     """How long the other session held its locks before letting go."""
@@ -137,7 +137,7 @@ def probe(
         return Probe(held, "waits", waited, bound_s, outcome.error)
     if outcome.ok:
         return Probe(held, "not blocked", waited, bound_s)
-    kind: Outcome = "fails fast" if outcome.timed_out else "fails"
+    kind: ProbeOutcome = "fails fast" if outcome.timed_out else "fails"
     return Probe(held, kind, waited, bound_s, outcome.error)
 
 

@@ -14,12 +14,13 @@ top of the revision) makes it fail fast instead, to be retried.
 from __future__ import annotations
 
 from .context import Context
+from .lockprobe import Probe
 from .model import VERIFIED, VIOLATED, Section
-from .runs import RevisionRun, unfinished
+from .runs import RevisionRun, seeded_runs, unfinished
 
 
 def check(ctx: Context) -> Section:
-    runs = ctx.runs
+    runs = seeded_runs(ctx)
     problems = dict(unfinished(runs))
     for rev, run in runs.items():
         if run.probe is not None and run.probe.outcome == "waits":
@@ -35,18 +36,8 @@ def check(ctx: Context) -> Section:
             "a conflicting lock; no other upgrade blocks reads or writes of an existing table")
     else:
         status, summary = VERIFIED, "no upgrade takes a lock that blocks reads or writes of an existing table"
-    lines = ["| revision | locks on existing relations | blocks | lock_timeout | with a conflicting lock held |",
-             "|---|---|---|---|---|"]
-    for rev, run in runs.items():
-        lines.append(f"| {rev} | {_locks(run)} | {_blocks(run)} | {_setting(run.lock_timeout)} | "
-                     f"{run.probe.describe() if run.probe else _no_probe(run)} |")
-    lines += ["", "Lock modes read from `pg_locks` of the migration's own session just before it "
-              "commits. ACCESS EXCLUSIVE blocks reads and writes; SHARE, SHARE ROW EXCLUSIVE and "
-              "EXCLUSIVE block writes. The probe holds, in another session, the lock a reader "
-              "(ACCESS SHARE) or a writer (ROW EXCLUSIVE) would hold, and lets go after "
-              f"{ctx.options.lock_wait_s:.0f}s (longer when the migration's lock_timeout is)."]
-    return Section("lock_safety", "Lock safety", status, summary, "\n".join(lines), evidence,
-                   (ctx.harness("report"),))
+    return Section("lock_safety", "Lock safety", status, summary, _body(evidence, ctx.options.lock_wait_s),
+                   evidence, (ctx.harness("report"),))
 
 
 def _taken(run: RevisionRun) -> str:
@@ -63,6 +54,7 @@ def _taken(run: RevisionRun) -> str:
 
 def _json(run: RevisionRun) -> dict:
     return {
+        "measured": run.upgrade is not None and run.upgrade.ok,
         "locks": [{"relation": lock.relation, "kind": lock.kind, "mode": lock.mode,
                    "modes": list(lock.modes), "blocks": lock.blocks} for lock in run.locks],
         "lock_timeout": run.lock_timeout,
@@ -70,22 +62,38 @@ def _json(run: RevisionRun) -> dict:
     }
 
 
-def _locks(run: RevisionRun) -> str:
-    if run.upgrade is None or not run.upgrade.ok:
+def _body(evidence: dict, lock_wait_s: float) -> str:
+    """The table, from the evidence alone: the Markdown says what the JSON says."""
+    lines = ["| revision | locks on existing relations | blocks | lock_timeout | with a conflicting lock held |",
+             "|---|---|---|---|---|"]
+    for rev, found in evidence["revisions"].items():
+        lines.append(f"| {rev} | {_locks(found)} | {_blocks(found)} | {_setting(found['lock_timeout'])} | "
+                     f"{Probe(**found['probe']).describe() if found['probe'] else _no_probe(found)} |")
+    lines += ["", "Lock modes read from `pg_locks` of the migration's own session just before it "
+              "commits. ACCESS EXCLUSIVE blocks reads and writes; SHARE, SHARE ROW EXCLUSIVE and "
+              "EXCLUSIVE block writes. The probe holds, in another session, the lock a reader "
+              "(ACCESS SHARE) or a writer (ROW EXCLUSIVE) would hold, and lets go after "
+              f"{lock_wait_s:.0f}s (longer when the migration's lock_timeout is)."]
+    return "\n".join(lines)
+
+
+def _locks(found: dict) -> str:
+    if not found["measured"]:
         return "not measured (upgrade did not run)"
     # An index is locked with its table; listing both says nothing more.
-    shown = [f"{lock.relation} ({lock.kind}): {lock.mode}" for lock in run.locks if lock.kind != "index"]
+    shown = [f"{lock['relation']} ({lock['kind']}): {lock['mode']}" for lock in found["locks"]
+             if lock["kind"] != "index"]
     return "<br>".join(shown) or "none"
 
 
-def _blocks(run: RevisionRun) -> str:
-    found = sorted({f"{lock.blocks} of {lock.relation}" for lock in run.locks if lock.blocks})
-    return "<br>".join(found) or "nothing"
+def _blocks(found: dict) -> str:
+    blocked = sorted({f"{lock['blocks']} of {lock['relation']}" for lock in found["locks"] if lock["blocks"]})
+    return "<br>".join(blocked) or "nothing"
 
 
 def _setting(value: str | None) -> str:
     return "not set" if value in (None, "0") else value
 
 
-def _no_probe(run: RevisionRun) -> str:
-    return "not probed: nothing to wait for" if run.upgrade is not None and run.upgrade.ok else "—"
+def _no_probe(found: dict) -> str:
+    return "not probed: nothing to wait for" if found["measured"] else "—"

@@ -36,10 +36,14 @@ def check(ctx: Context) -> Section:
         done = len([s for s in finding.steps if s.op != "seed"])
         cells = ["ok"] * (done - 1) + ["**violated**"] + ["—"] * (3 - done)
         rows.append((rev, cells, "; ".join(v.headline() for v in finding.violations)))
+    # Each finding's violations together: the Markdown shows them as one block per finding.
+    findings = [{"revision": f.revision, "violations": [v.to_json() for v in f.violations]}
+                for f in outcome.findings]
     evidence = {
         "revisions": {rev: {"steps": dict(zip(MOVES, cells)), "result": result}
                       for rev, cells, result in rows},
-        "violations": [v.to_json() for f in outcome.findings for v in f.violations],
+        "violations": [v for f in findings for v in f["violations"]],
+        "findings": findings,
         "not_reached": outcome.not_reached,
     }
     bad = sorted(set(found) | set(outcome.not_reached))
@@ -53,10 +57,17 @@ def check(ctx: Context) -> Section:
                    "succeed, and after each the schema and the rows equal the reference's")
         if declared:
             summary += f"; declared irreversible, upgraded only: {', '.join(declared)}"
-    lines = ["| revision | upgrade | downgrade | upgrade again | result |", "|---|---|---|---|---|"]
-    lines += [f"| {rev} | " + " | ".join(cells) + f" | {result} |" for rev, cells, result in rows]
-    for finding in outcome.findings:
-        lines += ["", "```", *(line for v in finding.violations for line in v.message.splitlines()), "```"]
     commands = [ctx.harness("sweep")] + [ctx.harness("sweep", "--revision", rev) for rev in bad]
     return Section("reversibility", "Reversibility and idempotency", status, summary,
-                   "\n".join(lines), evidence, tuple(commands))
+                   _body(evidence), evidence, tuple(commands))
+
+
+def _body(evidence: dict) -> str:
+    """The table and each finding's violations as one block, from the evidence alone: the
+    Markdown says what the JSON says."""
+    lines = ["| revision | upgrade | downgrade | upgrade again | result |", "|---|---|---|---|---|"]
+    lines += [f"| {rev} | " + " | ".join(row["steps"][move] for move in MOVES) + f" | {row['result']} |"
+              for rev, row in evidence["revisions"].items()]
+    for finding in evidence["findings"]:
+        lines += ["", "```", *(line for v in finding["violations"] for line in v["message"].splitlines()), "```"]
+    return "\n".join(lines)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from .context import Context
 from .model import VERIFIED, VIOLATED, Section
-from .runs import Move, unfinished
+from .dataloss import Loss
+from .runs import MOVES, seeded_runs, unfinished
 
 
 def check(ctx: Context) -> Section:
-    runs = ctx.runs
+    runs = seeded_runs(ctx)
     order = list(reversed(ctx.graph.revisions))
     problems = dict(unfinished(runs))
     irreversible = {rev: run.irreversible for rev, run in runs.items() if run.irreversible is not None}
@@ -33,6 +34,7 @@ def check(ctx: Context) -> Section:
         "irreversible": irreversible,
         "rows_per_table": ctx.options.rows_per_table,
         "revisions": {rev: [m.to_json() for m in runs[rev].moves] for rev in order},
+        "messages": {rev: _message(ctx, rev) for rev in order},
         "problems": problems,
     }
     if problems:
@@ -48,27 +50,11 @@ def check(ctx: Context) -> Section:
         if irreversible:
             summary += "; declared irreversible, never downgraded: " + ", ".join(
                 f"{rev} ({why})" for rev, why in irreversible.items())
-    lines = ["Rollback order (derived from the graph, newest first):", ""]
-    for position, rev in enumerate(order, start=1):
-        effect = (f"cannot be rolled back, declared irreversible ({irreversible[rev]})"
-                  if rev in irreversible else _dropped(runs[rev].downgrade))
-        lines.append(f"{position}. `{rev}` {_message(ctx, rev)}: {effect}")
-    lines += ["", "| revision | downgrade | schema after | upgrade again | schema after |",
-              "|---|---|---|---|---|"]
-    for rev in order:
-        run = runs[rev]
-        cells = ([_cell(run.downgrade), _schema(run.downgrade), _cell(run.reupgrade), _schema(run.reupgrade)]
-                 if rev not in irreversible else ["declared irreversible", "—", "—", "—"])
-        lines.append(f"| {rev} | " + " | ".join(cells) + " |")
-    for rev, why in problems.items():
-        lines += ["", f"**{rev}**: {why}"]
-        moves = runs[rev].moves
-        lines += [f"```\n{v.message}\n```" for m in moves for v in m.schema]
     # The alembic commands of the revisions at fault, or of the first one as an example.
     shown = [rev for rev in order if rev in problems] or order[:1]
     commands = [ctx.harness("report"), ctx.harness("sweep")]
     commands += [m.command for rev in shown for m in runs[rev].moves]
-    return Section("rollback", "Rollback testing", status, summary, "\n".join(lines), evidence,
+    return Section("rollback", "Rollback testing", status, summary, _body(evidence), evidence,
                    tuple(commands))
 
 
@@ -77,25 +63,48 @@ def _message(ctx: Context, rev: str) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
-def _dropped(move: Move | None) -> str:
+def _body(evidence: dict) -> str:
+    """The order, the table and the problems, from the evidence alone: the Markdown says what
+    the JSON says."""
+    irreversible = evidence["irreversible"]
+    moves = {rev: dict(zip(MOVES, found)) for rev, found in evidence["revisions"].items()}
+    lines = ["Rollback order (derived from the graph, newest first):", ""]
+    for position, rev in enumerate(evidence["rollback_order"], start=1):
+        effect = (f"cannot be rolled back, declared irreversible ({irreversible[rev]})"
+                  if rev in irreversible else _dropped(moves[rev].get("downgrade")))
+        lines.append(f"{position}. `{rev}` {evidence['messages'][rev]}: {effect}")
+    lines += ["", "| revision | downgrade | schema after | upgrade again | schema after |",
+              "|---|---|---|---|---|"]
+    for rev in evidence["rollback_order"]:
+        down, again = moves[rev].get("downgrade"), moves[rev].get("upgrade again")
+        cells = ([_cell(down), _schema(down), _cell(again), _schema(again)]
+                 if rev not in irreversible else ["declared irreversible", "—", "—", "—"])
+        lines.append(f"| {rev} | " + " | ".join(cells) + " |")
+    for rev, why in evidence["problems"].items():
+        lines += ["", f"**{rev}**: {why}"]
+        lines += [f"```\n{v['message']}\n```" for move in evidence["revisions"][rev] for v in move["schema"]]
+    return "\n".join(lines)
+
+
+def _dropped(move: dict | None) -> str:
     if move is None:
         return "not run"
-    if not move.ok:
+    if not move["ok"]:
         return "downgrade fails"
-    if not move.losses:
+    if not move["losses"]:
         return "drops no data"
-    return "⚠️ data loss: " + "; ".join(loss.describe() for loss in move.losses)
+    return "⚠️ data loss: " + "; ".join(Loss(**loss).describe() for loss in move["losses"])
 
 
-def _cell(move: Move | None) -> str:
+def _cell(move: dict | None) -> str:
     if move is None:
         return "not run"
-    if not move.ok:
-        return f"fails after {move.duration_s:.3f}s" + (f" (`{move.location}`)" if move.location else "")
-    return f"ok, {move.duration_s:.3f}s"
+    if not move["ok"]:
+        return f"fails after {move['duration_s']:.3f}s" + (f" (`{move['location']}`)" if move["location"] else "")
+    return f"ok, {move['duration_s']:.3f}s"
 
 
-def _schema(move: Move | None) -> str:
-    if move is None or not move.ok:
+def _schema(move: dict | None) -> str:
+    if move is None or not move["ok"]:
         return "—"
-    return "equals the reference" if not move.schema else f"{len(move.schema)} difference(s)"
+    return "equals the reference" if not move["schema"] else f"{len(move['schema'])} difference(s)"

@@ -29,14 +29,14 @@ import psycopg
 
 from ..graph import State, Step
 from ..invariants import data, isolation
-from ..invariants.schema import check_schema
 from ..references import Unreachable
-from ..runner import Runner, StepOutcome
+from ..runner import Runner
+from ..schema_watch import SchemaWatch
+from ..seeding.filling import Filled
 from ..server import Database
-from ..snapshot import take_snapshot
+from ..step_check import check_step
 from ..violations import Violation
 from . import dataloss, lockprobe
-from ..seeding.filling import Filled
 from .lockwatch import Commit, watch_commits
 
 if TYPE_CHECKING:
@@ -146,9 +146,10 @@ def unfinished(runs: dict[str, RevisionRun]) -> dict[str, str]:
     return reasons
 
 
-def gather(ctx: Context) -> dict[str, RevisionRun]:
-    """The runs of every revision of ``ctx``'s project, in topological order."""
-    return {revision: _run_revision(ctx, revision) for revision in ctx.graph.revisions}
+def seeded_runs(ctx: Context) -> dict[str, RevisionRun]:
+    """The runs of every revision of ``ctx``'s project, in topological order: made by the first
+    check that asks, kept in ``ctx`` for the others."""
+    return ctx.kept("runs", lambda: {revision: _run_revision(ctx, revision) for revision in ctx.graph.revisions})
 
 
 def _run_revision(ctx: Context, revision: str) -> RevisionRun:
@@ -163,7 +164,7 @@ def _run_revision(ctx: Context, revision: str) -> RevisionRun:
         return run
     relations = _relations(seeded.dsn)
     with ctx.server.scratch(template=seeded.name) as database:
-        _upgrade(ctx, run, database, after, relations)
+        _upgrade(ctx, run, database, relations)
     if not run.upgrade.ok:
         return run
     # run.locks is sorted by relation, so the probe holds its locks in a stable order.
@@ -191,14 +192,12 @@ def _bound(ctx: Context, lock_timeout: str | None) -> float:
     return min(max(ctx.options.lock_wait_s, configured + 1.0), ctx.options.lock_wait_max_s)
 
 
-def _upgrade(ctx: Context, run: RevisionRun, database: Database, after: State,
-             relations: dict[int, Relation]) -> None:
+def _upgrade(ctx: Context, run: RevisionRun, database: Database, relations: dict[int, Relation]) -> None:
     """The upgrade, watched: time, locks, timeouts, data lost, schema."""
     with _open(ctx, database) as (conn, runner):
         rows = data.capture_rows(conn, exclude=(ctx.project.version_table,))
         with watch_commits() as commits:
-            run.upgrade, _ = _move(ctx, conn, runner, Step("upgrade", run.revision),
-                                   run.before, after, rows)
+            run.upgrade, _ = _move(ctx, conn, runner, Step("upgrade", run.revision), run.before, rows)
     # Alembic's own version table is locked by every migration and by nothing else.
     _read_locks(run, commits, {oid: r for oid, r in relations.items()
                                if (r.schema, r.table) != ctx.project.version_table})
@@ -211,11 +210,9 @@ def _rollback(ctx: Context, run: RevisionRun, database: Database, after: State) 
         if run.irreversible is not None:
             return
         rows = data.capture_rows(conn, exclude=(ctx.project.version_table,))
-        run.downgrade, rows = _move(ctx, conn, runner, Step("downgrade", run.revision),
-                                    after, run.before, rows)
+        run.downgrade, rows = _move(ctx, conn, runner, Step("downgrade", run.revision), after, rows)
         if run.downgrade.ok:
-            run.reupgrade, _ = _move(ctx, conn, runner, Step("upgrade", run.revision),
-                                     run.before, after, rows)
+            run.reupgrade, _ = _move(ctx, conn, runner, Step("upgrade", run.revision), run.before, rows)
 
 
 @contextlib.contextmanager
@@ -230,26 +227,25 @@ def _open(ctx: Context, database: Database) -> Iterator[tuple[psycopg.Connection
 
 def _move(
     ctx: Context, conn: psycopg.Connection, runner: Runner, step: Step, start: State,
-    target: State, rows_before: data.RowsSnapshot,
+    rows_before: data.RowsSnapshot,
 ) -> tuple[Move, data.RowsSnapshot]:
-    """Run ``step``; check the schema it leaves against ``target``'s reference."""
-    outcome: StepOutcome = runner.run([step])
+    """Run ``step`` and check it as a trial checks its steps (:mod:`harness.step_check`), its
+    schema against the reference of the state it reached; measure the data it lost."""
     command = ctx.graph.command(step, start)
+    watch = SchemaWatch(ctx.session, conn, start, scoped=False)
+    checked = check_step(ctx.project, conn, watch, lambda: runner.run([step]), command=command,
+                         revision=step.revision, rows=rows_before.counts())
+    outcome = checked.outcome
     if not outcome.ok:
         move = Move(step, command, False, outcome.duration_s, outcome.error, outcome.location,
                     outcome.timed_out)
         return move, rows_before
-    actual = take_snapshot(conn, version_table=ctx.project.version_table)
-    try:
-        reference = ctx.references.snapshot(target)
-    except Unreachable as unreachable:
+    schema = checked.violations
+    if checked.unreachable is not None:
         # It works on the seeded database but not from an empty one: nothing to compare with.
-        schema = [Violation("schema", step.revision, f"after {command}, no reference: {unreachable}")]
-    else:
-        schema = check_schema(actual, reference, revision=step.revision, after=command,
-                              accept_column_order=ctx.settings.accept_column_order)
+        schema = (Violation("schema", step.revision, f"after {command}, no reference: {checked.unreachable}"),)
     rows_after = data.capture_rows(conn, exclude=(ctx.project.version_table,))
-    move = Move(step, command, True, outcome.duration_s, schema=tuple(schema),
+    move = Move(step, command, True, outcome.duration_s, schema=schema,
                 losses=tuple(dataloss.losses(rows_before, rows_after)))
     return move, rows_after
 

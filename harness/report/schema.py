@@ -50,6 +50,7 @@ def check(ctx: Context) -> Section:
     evidence = {
         "counts": {kind: len(names) for kind, names in sorted(by_kind.items())},
         "objects": {kind: names for kind, names in sorted(by_kind.items()) if kind in LISTED},
+        "tables": _tables(snapshot, by_kind),
         "expected": list(expected), "missing": missing, "policies_without_rls": inert,
         "version": [list(row) for row in snapshot.versions],
     }
@@ -64,8 +65,7 @@ def check(ctx: Context) -> Section:
         against = (f"all {len(expected)} expected objects present" if expected else
                    "no expected list configured (`expected_objects` in [tool.harness])")
         status, summary = VERIFIED, f"head reached from an empty database: {counts}; {against}"
-    return Section(key, title, status, summary, _body(snapshot, by_kind, expected, missing),
-                   evidence, command)
+    return Section(key, title, status, summary, _body(evidence), evidence, command)
 
 
 def _plural(count: int, kind: str) -> str:
@@ -85,29 +85,39 @@ def _policies_without_rls(snapshot: Snapshot) -> list[str]:
     return found
 
 
-def _body(snapshot: Snapshot, by_kind, expected, missing) -> str:
+def _tables(snapshot: Snapshot, by_kind: dict[str, list[str]]) -> dict[str, dict]:
+    """Each table at head: how many columns, constraints and indexes, row-level security, policies."""
+    owned = collections.Counter((kind_of(k), snapshot.tables.get(k)) for k in snapshot.objects)
+    found = {}
+    for name in by_kind.get("table", []):
+        qualified = name.split(" ", 1)[1]
+        attrs = snapshot.objects[name]
+        found[qualified] = {
+            "columns": owned[("column", qualified)], "constraints": owned[("constraint", qualified)],
+            "indexes": sum(1 for k in by_kind.get("index", []) if snapshot.tables.get(k) == qualified),
+            "row_level_security": ("enabled, forced" if attrs.get("force row level security") else "enabled")
+            if attrs.get("row level security") else "off",
+            "policies": [p.split(" ")[1] for p in by_kind.get("policy", []) if p.endswith(f" on {qualified}")],
+        }
+    return found
+
+
+def _body(evidence: dict) -> str:
+    """The tables, the other objects listed and the expected ones, from the evidence alone."""
     lines = []
-    tables = by_kind.get("table", [])
-    if tables:
+    if evidence["tables"]:
         lines += ["| table | columns | constraints | indexes | row-level security | policies |",
                   "|---|---|---|---|---|---|"]
-        owned = collections.Counter((kind_of(k), snapshot.tables.get(k)) for k in snapshot.objects)
-        for name in tables:
-            qualified = name.split(" ", 1)[1]
-            attrs = snapshot.objects[name]
-            rls = ("enabled, forced" if attrs.get("force row level security") else "enabled") \
-                if attrs.get("row level security") else "off"
-            policies = [p.split(" ")[1] for p in by_kind.get("policy", []) if p.endswith(f" on {qualified}")]
-            indexes = sum(1 for k in by_kind.get("index", []) if snapshot.tables.get(k) == qualified)
-            lines.append(f"| {qualified} | {owned[('column', qualified)]} | "
-                         f"{owned[('constraint', qualified)]} | {indexes} | {rls} | "
-                         f"{', '.join(policies) or '—'} |")
+        for qualified, table in evidence["tables"].items():
+            lines.append(f"| {qualified} | {table['columns']} | {table['constraints']} | {table['indexes']} | "
+                         f"{table['row_level_security']} | {', '.join(table['policies']) or '—'} |")
     for kind in LISTED:
-        if kind in ("table", "index") or kind not in by_kind:
+        if kind in ("table", "index") or kind not in evidence["objects"]:
             continue
-        names = by_kind[kind]
+        names = evidence["objects"][kind]
         lines += ["", f"**{kind}** ({len(names)}):", ""] + [f"- `{n}`" for n in names]
+    expected = evidence["expected"]
     if expected:
         lines += ["", f"Expected objects ({len(expected)}): "
-                  + ", ".join(f"`{n}`" + (" **missing**" if n in missing else " ✓") for n in expected)]
+                  + ", ".join(f"`{n}`" + (" **missing**" if n in evidence["missing"] else " ✓") for n in expected)]
     return "\n".join(lines)

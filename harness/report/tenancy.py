@@ -22,7 +22,7 @@ from ..references import Unreachable
 from ..violations import Violation
 from .context import Context, Options
 from .model import NOT_APPLICABLE, VERIFIED, VIOLATED, Section
-from .runs import RevisionRun, unfinished
+from .runs import seeded_runs, unfinished
 
 
 @dataclasses.dataclass
@@ -62,7 +62,7 @@ def check(ctx: Context) -> Section:
                        "nothing to isolate: no row-level security policy reads a tenant setting "
                        "at head, or no application role (other than owners and superusers) is "
                        "granted a table carrying the tenant column")
-    runs, options = ctx.runs, ctx.options
+    runs, options = seeded_runs(ctx), ctx.options
     walk = _walk(ctx)
     leaks = [v for run in runs.values() for v in run.isolation]
     leaks += [v for vs in walk.leaks.values() for v in vs]
@@ -88,32 +88,37 @@ def check(ctx: Context) -> Section:
         "walk": walk.to_json(options),
         "unfinished": missing,
     }
-    lines = [f"- Tenant setting `{setup.tenant_setting}`, tenant column `{setup.tenant_column}`, "
-             f"application roles {', '.join(f'`{r}`' for r in setup.app_roles)} (detected at head)",
-             "", *_table(runs, walk)]
-    for violation in leaks:
-        lines += ["", "```", *violation.message.splitlines(), "```"]
-    if walk.others:
-        lines += ["", "The walk also found violations of other properties, which end an example "
-                  "before isolation is checked (see `harness walk`):",
-                  *(f"- {v.headline()}" for v in walk.others)]
     commands = [ctx.harness("report")]
     if walk.ran:
         commands.append(ctx.harness("walk", "--seed", str(options.seed), "--max-examples",
                                     str(options.walk_examples), "--steps", str(options.walk_steps)))
-    return Section(key, title, status, summary, "\n".join(lines), evidence, tuple(commands))
+    return Section(key, title, status, summary, _body(evidence), evidence, tuple(commands))
 
 
-def _table(runs: dict[str, RevisionRun], walk: _Walk) -> list[str]:
-    lines = ["| revision | relations granted to the roles | tenants with rows | seeded check | "
+def _body(evidence: dict) -> str:
+    """The setup, the table and the leaks, from the evidence alone: the Markdown says what the
+    JSON says."""
+    setup, walk = evidence["setup"], evidence["walk"]
+    lines = [f"- Tenant setting `{setup['tenant_setting']}`, tenant column `{setup['tenant_column']}`, "
+             f"application roles {', '.join(f'`{r}`' for r in setup['app_roles'])} (detected at head)",
+             "", "| revision | relations granted to the roles | tenants with rows | seeded check | "
              "walk: upgrades / downgrades | walk |", "|---|---|---|---|---|---|"]
-    for rev, run in runs.items():
-        granted = {rel for rels in run.reachable.values() for rel in rels}
-        seeded = _verdict(run.isolation) if granted else "nothing granted yet"
-        up, down = walk.visits.get(rev, (0, 0))
-        walked = f"{up} / {down} | {_verdict(walk.leaks.get(rev, []))}" if walk.ran else "not run | —"
-        lines.append(f"| {rev} | {len(granted)} | {run.tenants} | {seeded} | {walked} |")
-    return lines
+    for rev, found in evidence["revisions"].items():
+        granted = {rel for rels in found["reachable"].values() for rel in rels}
+        seeded = _verdict(found["violations"]) if granted else "nothing granted yet"
+        visits = walk["visits"].get(rev, {"upgrade": 0, "downgrade": 0})
+        walked = [v for v in walk["isolation_violations"] if v["revision"] == rev]
+        shown = (f"{visits['upgrade']} / {visits['downgrade']} | {_verdict(walked)}" if walk["ran"]
+                 else "not run | —")
+        lines.append(f"| {rev} | {len(granted)} | {found['tenants']} | {seeded} | {shown} |")
+    leaks = [v for found in evidence["revisions"].values() for v in found["violations"]]
+    for violation in leaks + walk["isolation_violations"]:
+        lines += ["", "```", *violation["message"].splitlines(), "```"]
+    if walk["other_violations"]:
+        lines += ["", "The walk also found violations of other properties, which end an example "
+                  "before isolation is checked (see `harness walk`):",
+                  *(f"- {Violation.from_json(v).headline()}" for v in walk["other_violations"])]
+    return "\n".join(lines)
 
 
 def _walk(ctx: Context) -> _Walk:
@@ -141,5 +146,5 @@ def _walk(ctx: Context) -> _Walk:
     return walk
 
 
-def _verdict(violations: list[Violation] | tuple[Violation, ...]) -> str:
+def _verdict(violations: list) -> str:
     return f"**{len(violations)} leak(s)**" if violations else "isolated"

@@ -12,13 +12,20 @@ import collections
 import dataclasses
 import functools
 import re
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, NamedTuple
 
 import psycopg
 
 from .hints import NO_HINTS, Hints, check_hints, domain_hints, orderings, partition_hints
 
-__all__ = ["Catalog", "Column", "ForeignKey", "Table", "TypeInfo", "read_catalog"]
+__all__ = ["Catalog", "Column", "ForeignKey", "Table", "Tenancy", "TypeInfo", "read_catalog"]
+
+
+class Tenancy(NamedTuple):
+    """Where a row's tenant is, and the setting that says which tenant a session acts for."""
+
+    setting: str
+    column: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +110,8 @@ class Table:
     """(lower, higher) column pairs from CHECKs such as ``period_end > period_start``."""
     checks: tuple[str, ...] = ()
     """The CHECK constraints' definitions, as ``pg_get_constraintdef`` gives them."""
-    tenant: tuple[str, str] | None = None
-    """(setting, column) when a row-level security policy checks inserted rows against a
+    tenant: Tenancy | None = None
+    """The setting and column when a row-level security policy checks inserted rows against a
     setting, as ``tenant_id = current_setting('app.tenant')::uuid`` does, and binds the
     connected role: each row goes in with the setting at its own tenant."""
 
@@ -278,11 +285,11 @@ def read_catalog(
         partitions = collections.defaultdict(list)
         for relid, keys, bound in cur.execute(_PARTITIONS, (oids,)):
             partitions[relid].append((keys, bound))
-        tenants: dict[int, tuple[str, str]] = {}
+        tenants: dict[int, Tenancy] = {}
         for relid, expression, read in cur.execute(_TENANT_POLICIES, (oids,)):
             setting = _SETTING_CALL.search(expression or "")
             if setting and len(read) == 1:
-                tenants.setdefault(relid, (setting.group(1).replace("''", "'"), read[0]))
+                tenants.setdefault(relid, Tenancy(setting.group(1).replace("''", "'"), read[0]))
 
     types = _TypeReader(type_rows)
     built = [

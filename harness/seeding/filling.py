@@ -13,7 +13,8 @@ once their edges are spent). The database is the judge: every row goes in inside
 savepoint (:class:`.insert.Inserter`); a refused row is tried again as one row per edge it
 carried, each on otherwise plain values, so one edge a CHECK forbids never costs the others.
 Refused rows are counted. A row of a table carrying the tenant column goes in with the tenant
-setting at the row's tenant, as the application would insert it.
+setting at the row's tenant, as the application would insert it (the :class:`.insert.Inserter`
+sets it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, Callable, Collection, Iterable, Sequence
 import psycopg
 from psycopg import sql
 
-from .catalog import Catalog, Column, ForeignKey, Table, TypeInfo, read_catalog
+from .catalog import Catalog, Column, ForeignKey, Table, Tenancy, TypeInfo, read_catalog
 from .hints import Hints
 from .insert import DEFAULT, Inserter, Refused
 
@@ -60,14 +61,6 @@ class Filled:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "records"}
 
 
-@dataclasses.dataclass(frozen=True)
-class Tenancy:
-    """Where a row's tenant is and how the application says which tenant it acts for."""
-
-    setting: str
-    column: str
-
-
 def fill(
     conn: psycopg.Connection,
     rows_per_table: int | None = None,
@@ -83,19 +76,20 @@ def fill(
     Without ``rows_per_table``, each table gets its whole set of edge rows, whatever it holds
     already (the sweep fills a table again after a migration changed it). With it, each table
     is topped up to that many rows (the report's sizes), edges first. ``seed`` shifts the
-    plain values; ``tenancy`` sets the tenant setting per row; ``catalog``, when the caller
-    keeps one for the schema, saves reading it (``exclude`` is then the caller's business).
+    plain values; ``tenancy`` goes to the :class:`Inserter`, which sets the tenant setting per
+    row; ``catalog``, when the caller keeps one for the schema, saves reading it (``exclude``
+    is then the caller's business).
     ``conn`` must be in autocommit mode; everything goes in in one transaction.
     """
     catalog = catalog if catalog is not None else read_catalog(conn, exclude=exclude)
     result = Filled()
     with conn.transaction(), conn.cursor() as cursor:
-        inserter = Inserter(cursor)
+        inserter = Inserter(cursor, tenancy=tenancy)
         for table in catalog:
             if tables is not None and table.key not in tables:
                 continue
             present = _count(inserter, table)
-            _Table(inserter, table, tenancy, seed + present, result).fill(
+            _Table(inserter, table, seed + present, result).fill(
                 None if rows_per_table is None else max(rows_per_table - present, 0))
             result.rows[table.key] = present + result.added.get(table.key, 0)
     return result
@@ -109,10 +103,8 @@ def _count(inserter: Inserter, table: Table) -> int:
 class _Table:
     """The rows of one table: edges per column, plain values, parents, and the inserts."""
 
-    def __init__(self, inserter: Inserter, table: Table, tenancy: Tenancy | None, offset: int,
-                 result: Filled) -> None:
+    def __init__(self, inserter: Inserter, table: Table, offset: int, result: Filled) -> None:
         self.inserter, self.table, self.result = inserter, table, result
-        self.tenancy = tenancy if tenancy and any(c.name == tenancy.column for c in table.columns) else None
         self.number = offset
         in_keys = {name for fk in table.foreign_keys for name in fk.columns}
         self.own = [c for c in table.columns if c.insertable and not c.counted and c.name not in in_keys]
@@ -199,9 +191,6 @@ class _Table:
             pair = (row.get(lower), row.get(higher))
             if all(isinstance(v, str) for v in pair):
                 row[lower], row[higher] = sorted(pair, key=_ordering)
-        if self.tenancy is not None and row.get(self.tenancy.column) is not None:
-            self.inserter.run("SELECT set_config(%s, %s, true)",
-                              (self.tenancy.setting, str(row[self.tenancy.column])))
         try:
             record = self.inserter.insert(self.table, row)
         except Refused:

@@ -15,7 +15,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Json, Jsonb
 
-from .catalog import Column, ForeignKey, Table
+from .catalog import Column, ForeignKey, Table, Tenancy
 
 __all__ = ["DEFAULT", "PHYSICAL_ORDER", "POOL_LIMIT", "Inserter", "Refused", "as_text"]
 
@@ -55,8 +55,14 @@ class Inserter:
     inside a transaction (each row its own savepoint).
     """
 
-    def __init__(self, cursor: psycopg.Cursor, pool_limit: int = POOL_LIMIT) -> None:
+    def __init__(self, cursor: psycopg.Cursor, pool_limit: int = POOL_LIMIT, *,
+                 tenancy: Tenancy | None = None) -> None:
+        """``tenancy``: the application's tenant setting and column (the run's isolation
+        setup). A row of a table with that column goes in with the setting at its tenant, as
+        the application would insert it (a trigger or a default may read it), also where no
+        policy binds the connected role; a policy that does (:attr:`Table.tenant`) sets its own."""
         self.conn = cursor.connection
+        self.tenancy = tenancy
         self.cursor = cursor
         self.pool_limit = pool_limit
         self.pools: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
@@ -95,12 +101,9 @@ class Inserter:
         )
         statement = self._statement(table, columns)
         params = [_adapt(table.column(c), values[c]) for c in columns]
-        tenant = values.get(table.tenant[1]) if table.tenant else None
+        settings = self._tenant_settings(table, values)
         try:
-            if tenant is None or tenant is DEFAULT:
-                cursor = self.run(statement, params)
-            else:
-                cursor = self._as_tenant(table.tenant[0], str(tenant), statement, params)
+            cursor = self._as_tenant(settings, statement, params) if settings else self.run(statement, params)
         except psycopg.Error as exc:
             if not _refusal(exc):
                 raise
@@ -123,12 +126,20 @@ class Inserter:
         with self.conn.transaction():
             return self.cursor.execute(query, params, prepare=False)
 
-    def _as_tenant(self, setting: str, tenant: str, statement: str, params: Sequence[Any]) -> psycopg.Cursor:
-        """The INSERT with the tenant setting at the row's tenant, so that a row-level security
-        policy checking it lets the row in. The setting is local to the transaction: inside
-        the caller's, it stays until that one ends."""
+    def _tenant_settings(self, table: Table, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(setting, tenant) for each tenancy of ``table`` the row names a tenant of."""
+        names = {c.name for c in table.columns}
+        tenancies = dict.fromkeys(t for t in (self.tenancy, table.tenant) if t is not None and t.column in names)
+        return [(t.setting, str(values[t.column])) for t in tenancies
+                if values.get(t.column) is not None and values[t.column] is not DEFAULT]
+
+    def _as_tenant(self, settings: list[tuple[str, str]], statement: str, params: Sequence[Any]) -> psycopg.Cursor:
+        """The INSERT with the tenant settings at the row's tenant, so that a row-level security
+        policy checking one lets the row in. A setting is local to the transaction: inside the
+        caller's, it stays until that one ends."""
         with self.conn.transaction():
-            self.cursor.execute("SELECT set_config(%s, %s, true)", (setting, tenant), prepare=False)
+            for setting, tenant in settings:
+                self.cursor.execute("SELECT set_config(%s, %s, true)", (setting, tenant), prepare=False)
             return self.cursor.execute(statement, params, prepare=False)
 
     def _statement(self, table: Table, columns: tuple[str, ...]) -> str:

@@ -313,7 +313,7 @@ def _plan(table: Table, overrides: Overrides) -> _Plan | str:
     in_foreign_key = {c for fk in table.foreign_keys for c in fk.columns}
     # The tenant a row-level security policy checks must be known before the insert, to set
     # the tenant setting to it: never left to a default.
-    tenant_column = table.tenant[1] if table.tenant else None
+    tenant_column = table.tenant.column if table.tenant else None
     strategies = {
         name: column_values(table.column(name), overrides.column(table.key, name),
                             explicit=name == tenant_column)

@@ -1,4 +1,4 @@
-"""Findings located in files: what CI faces (annotations, SARIF, Code Quality) point at.
+"""Annotations: violations located in files, what CI faces (GitHub, SARIF, Code Quality) point at.
 
 A violation names a revision; a reviewer wants the line. The line is the failing operation's
 when a migration raised inside its revision file (the traceback says where), otherwise the
@@ -41,7 +41,7 @@ RULES: dict[str, str] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Finding:
+class Annotation:
     """One violation (or violated report section) at one place in one file."""
 
     rule: str
@@ -59,8 +59,8 @@ class Finding:
         return f"[{self.rule}]" + (f" at {self.revision}" if self.revision else "")
 
 
-def from_run(result: RunResult, root: Path | None = None) -> list[Finding]:
-    """A finding per violation of a walk, sweep or replay, located in its revision file."""
+def from_run(result: RunResult, root: Path | None = None) -> list[Annotation]:
+    """An annotation per violation of a walk, sweep or replay, located in its revision file."""
     root = root or Path.cwd()
     found = []
     for failure in result.failures:
@@ -70,13 +70,13 @@ def from_run(result: RunResult, root: Path | None = None) -> list[Finding]:
             path, line = (source, _line(source, violation.evidence, last_op)) if source else (
                 result.alembic_ini, 1)
             digest = "\n".join(fingerprints(violation)) or violation.headline()
-            found.append(Finding(violation.property, violation.revision, violation.message,
+            found.append(Annotation(violation.property, violation.revision, violation.message,
                                  _shown(path, root), line, _hash(digest)))
     return found
 
 
-def from_report(report: Report, root: Path | None = None) -> list[Finding]:
-    """A finding per revision a violated report section names (else one at alembic.ini)."""
+def from_report(report: Report, root: Path | None = None) -> list[Annotation]:
+    """An annotation per revision a violated report section names (else one at alembic.ini)."""
     from ..report.dependencies import revisions_named
 
     root = root or Path.cwd()
@@ -90,7 +90,7 @@ def from_report(report: Report, root: Path | None = None) -> list[Finding]:
         for rev in revisions:
             path = files[rev] if rev else ini
             line = _def_line(str(Path(path).resolve()), "upgrade") if rev else 1
-            found.append(Finding(section.key, rev, f"{section.title}: {section.summary}",
+            found.append(Annotation(section.key, rev, f"{section.title}: {section.summary}",
                                  _shown(path, root), line, _hash(f"{section.key}|{rev}")))
     return found
 
