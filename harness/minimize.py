@@ -48,8 +48,8 @@ def minimize(session: Session, found: Cut, replays: int) -> Cut:
     last, to report it.
 
     The same defect: the last step, taken from the same state as the last step of ``found``,
-    breaks the same property at the same revision (a downgrade of a revision not applied would fail too, for another
-    reason).
+    breaks the same property at the same revision (a downgrade of a revision not applied would
+    fail too, for another reason).
     """
     key = (found.violations[0].property, found.violations[0].revision)
     left = replays
