@@ -46,12 +46,10 @@ from test_mutants import run_sweep, run_walk  # noqa: E402
 Run = Callable[[Settings, Server, str], list[Violation]]
 
 
-def _caught(mutant: Mutant, role: str, violations: list[Violation], *, walk: bool = False) -> bool:
-    """As the mutant tests judge it; for a walk, an isolation hole seen right after a seed step
-    counts too: no migration step is there to blame (revision None)."""
+def _caught(mutant: Mutant, role: str, violations: list[Violation]) -> bool:
+    """As the mutant tests judge it: the property, at the revision to blame, naming the object."""
     names = mutant.names.replace("__app_role__", role)
-    blamed = (*mutant.blamed, None) if walk and mutant.property == "tenant_isolation" else mutant.blamed
-    return any(v.property == mutant.property and v.revision in blamed and names in v.message
+    return any(v.property == mutant.property and v.revision in mutant.blamed and names in v.message
                for v in violations)
 
 
@@ -75,7 +73,7 @@ def measure(server: Server, work: Path, seeds: list[int], correct_seeds: list[in
     for mutant in mutants:
         role, found, swept_s = _timed(run_sweep, mutant, work, server, None)
         walks = [_timed(run_walk, mutant, work, server, seed) for seed in seeds]
-        caught = [took for role_, found_, took in walks if _caught(mutant, role_, found_, walk=True)]
+        caught = [took for role_, found_, took in walks if _caught(mutant, role_, found_)]
         row = {"mutant": mutant.id, "property": mutant.property, "must": list(mutant.runs),
                "sweep": _caught(mutant, role, found), "sweep_s": swept_s,
                "walk_share": len(caught) / len(seeds), "walk_caught": len(caught),

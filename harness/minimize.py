@@ -3,22 +3,33 @@
 Hypothesis shrinks what it draws; its budget is small, since every attempt replays migrations.
 What it leaves is cut further here on the recorded steps themselves, a few replays at most, each
 deterministic: start as late in the history as the defect allows (from the reference of a state,
-as ``alembic upgrade`` to it gives), then leave out single steps, shorten long values, then leave
-out single rows, keeping each cut that still breaks the same property at the same revision.
+as ``alembic upgrade`` to it gives), then leave out single steps, shorten long values, keep one
+row of the table the defect names with the rows it refers to, make values their simplest
+(:mod:`harness.simplest`), then leave out single rows, keeping each cut that still breaks the
+same property at the same revision.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+from typing import Callable
 
 import psycopg
 
 from .errors import HarnessError
 from .graph import State
 from .pasteable import SHOWN
+from .seeding import read_catalog
+from .seeding.catalog import Catalog
 from .session import Session
+from .simplest import needed_by, simplest_rows
 from .trial import LoggedStep, Trial
 from .violations import Violation
+
+MAX_NAMED = 8
+"""Rows of a step tried, each alone with its parents, as all the defect needs."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Cut:
@@ -36,9 +47,9 @@ def minimize(session: Session, found: Cut, replays: int) -> Cut:
     when nothing can be left out. ``found`` is trusted to show its defect: Hypothesis ran it
     last, to report it.
 
-    The same defect: the same last step, taken from the same state, breaks the same property
-    at the same revision (a downgrade of a revision not applied would fail too, for another
-    reason).
+    The same defect: the last step, taken from the same state as the last step of ``found``,
+    breaks the same property at the same revision (a downgrade of a revision not applied would
+    fail too, for another reason).
     """
     key = (found.violations[0].property, found.violations[0].revision)
     left = replays
@@ -71,22 +82,81 @@ def minimize(session: Session, found: Cut, replays: int) -> Cut:
         if cut is not None:
             best = cut
             break
-    i = len(best.steps) - 2
-    while i >= 0 and left > 0:  # single steps, never the last, latest first
+    i = len(best.steps) - 1
+    while i >= 0 and left > 0 and len(best.steps) > 1:  # single steps, latest first
         cut = attempt(best.start, best.steps[:i] + best.steps[i + 1:])
         best = cut if cut is not None else best
         i = min(i, len(best.steps) - 1) - 1
     plain = tuple(_plain(step) for step in best.steps)
     if plain != best.steps and left > 0:
         best = attempt(best.start, plain) or best
-    for i in reversed(range(len(best.steps))):  # single rows, latest first
-        for j in reversed(range(len(best.steps[i].rows or ()))):
-            if left <= 0 or i >= len(best.steps) or j >= len(best.steps[i].rows or ()):
-                return best
+    seeded = [i for i in reversed(range(len(best.steps))) if best.steps[i].rows]
+    for i in seeded:  # the rows of one table the violations name, with their parents alone
+        best = _one_named_row(best, i, session, attempt, lambda: left > 0)
+    for i in seeded:
+        best = _simplest_values(best, i, session, attempt, lambda: left > 0)
+    for i in seeded:  # single rows, latest first
+        for j in reversed(range(len(best.steps[i].rows or ()) if i < len(best.steps) else 0)):
+            if left <= 0 or j >= len(best.steps[i].rows or ()):
+                break
             step = best.steps[i]
-            fewer = dataclasses.replace(step, rows=step.rows[:j] + step.rows[j + 1:])
-            cut = attempt(best.start, best.steps[:i] + (fewer,) + best.steps[i + 1:])
-            best = cut if cut is not None else best
+            best = attempt(best.start, _with_rows(best.steps, i, step.rows[:j] + step.rows[j + 1:])) or best
+    return best
+
+
+Attempt = Callable[[State, tuple[LoggedStep, ...]], "Cut | None"]
+
+
+def _with_rows(steps: tuple[LoggedStep, ...], i: int, rows: tuple) -> tuple[LoggedStep, ...]:
+    return steps[:i] + (dataclasses.replace(steps[i], rows=tuple(rows)),) + steps[i + 1:]
+
+
+def _catalog(session: Session, state: State) -> Catalog:
+    """The seedable tables at ``state``, as the walk's seed steps read them."""
+    exclude = (session.project.version_table,)
+    return session.per_state("catalog", state, lambda: session.references.read_at(
+        state, lambda conn: read_catalog(conn, exclude=exclude)))
+
+
+def _one_named_row(best: Cut, i: int, session: Session, attempt: Attempt, budget: Callable[[], bool]) -> Cut:
+    """Step ``i`` cut to one row of a table the violations name (data lost from it, a tenant's
+    rows seen in it) and the rows it refers to, trying each such row in turn: a defect seen in
+    one table seldom needs the rows of the others. ``best`` itself when no single row shows it."""
+    named = {v.evidence.get("table") or v.evidence.get("relation") for v in best.violations}
+    rows = best.steps[i].rows if i < len(best.steps) else None
+    if not rows:
+        return best
+    catalog = _catalog(session, best.path[i])
+    for j in [j for j, (table, _) in enumerate(rows) if table in named][:MAX_NAMED]:
+        if not budget():
+            break
+        kept = needed_by(catalog, rows, j)
+        if len(kept) < len(rows):
+            cut = attempt(best.start, _with_rows(best.steps, i, [r for k, r in enumerate(rows) if k in kept]))
+            if cut is not None:
+                return cut
+    return best
+
+
+def _simplest_values(best: Cut, i: int, session: Session, attempt: Attempt, budget: Callable[[], bool]) -> Cut:
+    """Step ``i``'s values made their simplest (:mod:`harness.simplest`): all at once, else one
+    column at a time, keeping each that still shows the defect."""
+    if i >= len(best.steps) or not best.steps[i].rows:
+        return best
+    catalog = _catalog(session, best.path[i])
+    earlier = collections.Counter(table for step in best.steps[:i] for table, _ in step.rows or ())
+    columns = list(dict.fromkeys((table, name) for table, record in best.steps[i].rows or () for name in record))
+    for only in (None, *columns):
+        if not budget():
+            break
+        rows = best.steps[i].rows or ()
+        simpler = simplest_rows(catalog, rows, earlier, only)
+        if simpler != rows:
+            cut = attempt(best.start, _with_rows(best.steps, i, simpler))
+            if cut is not None:
+                best = cut
+                if only is None:
+                    break
     return best
 
 

@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from .blame import opened_by
 from .graph import State, Step
 from .invariants import data, isolation, sequences
 from .pasteable import insert_statement
@@ -167,9 +168,13 @@ class Trial:
 
     def seed(self, insert: Callable[[psycopg.Connection], Sequence[tuple[str, Mapping[str, Any]]]]) -> list[Violation]:
         """Insert rows with ``insert`` (which returns ``(table, record)`` for each row that went
-        in, in order), check isolation."""
+        in, in order), check isolation. A hole seen only now was there before the rows: the
+        revision that opened it is blamed (see :mod:`harness.blame`)."""
         self._log_rows(tuple(insert(self.conn)))
-        return self._check_isolation(self.state, revision=None)
+        found = self._check_isolation(self.state, revision=None)
+        column = found and self._isolation_setup(self.state).tenant_column
+        return [dataclasses.replace(v, revision=opened_by(self.session, self.state, v.evidence["relation"], column))
+                for v in found]
 
     def fill(self, *, created_only: bool = False, check: str | None = None) -> list[Violation]:
         """Give the deterministic filler's rows to every table created or restructured since
@@ -303,10 +308,13 @@ class Trial:
                                                 added=added, foreign_keys=keys)
         return violations
 
-    def _check_isolation(self, state: State, *, revision: str | None) -> list[Violation]:
-        setup = self.session.isolation_setup() or self.session.per_state(
+    def _isolation_setup(self, state: State) -> isolation.IsolationSetup | None:
+        return self.session.isolation_setup() or self.session.per_state(
             "isolation", state, lambda: isolation.detect(self.conn, self.session.settings)
         )
+
+    def _check_isolation(self, state: State, *, revision: str | None) -> list[Violation]:
+        setup = self._isolation_setup(state)
         if setup is None:
             return []
         return isolation.check_isolation(self.conn, setup, revision=revision)

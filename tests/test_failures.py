@@ -22,15 +22,20 @@ from harness.settings import load_settings
 from harness.trial import LoggedStep, Trial, insert_rows
 from harness.violations import Violation
 
-from mutants import MUTANTS, PLAIN_BASE, with_role
+from harness.seeding import read_catalog
+from harness.simplest import needed_by, simplest_rows
+
+from mutants import MUTANTS, PLAIN_BASE, TENANT_BASE, _sql, _tenant_table, with_role
 from projects import Rev, make_project
 
-SEEDS = {"round trip": 7, "data": 7, "isolation": 7, "error with data": 1}
-"""Seeds that catch each mutant; catching is test_mutants' business, the failure's shape ours."""
+SEEDS = {"round trip": 7, "data": 7, "isolation": 3, "error with data": 1}
+"""Seeds that catch each mutant; catching is test_mutants' business, the failure's shape ours.
+Seed 3 finds the isolation hole right after a filled start (rows of eight tenants in three
+tables), which once printed 24 rows."""
 CLASSES = {
     "round trip": "index-left-behind",
     "data": "rows-deleted-by-a-grants-revision",
-    "isolation": "new-tenant-table-without-rls",
+    "isolation": "new-tenant-table-without-rls-seeded",
     "error with data": "unique-index-over-duplicates",
 }
 
@@ -163,3 +168,60 @@ def test_a_failure_file_of_the_first_format_still_replays_its_rows():
     assert step.rows == (("public.parent", {"id": "1"}), ("public.t", {"id": "1", "parent_id": "1"}))
     assert Failure.from_json({"violations": [{"property": "data", "revision": "r2", "message": "m",
                                               "evidence": {}, "steps": [old]}], "steps": [old]}).steps == (step,)
+
+
+_QUIET_TENANT = Rev("r3", down="r2", upgrade='op.execute("CREATE INDEX ix_notes_body ON notes (body)")',
+                    downgrade='op.execute("DROP INDEX ix_notes_body")')
+_UNRELATED = Rev("r4", down="r3", upgrade='op.execute("CREATE TABLE other (id int)")',
+                 downgrade='op.execute("DROP TABLE other")')
+
+
+@pytest.mark.parametrize(("opened", "blamed"), [
+    # A table made without row-level security: its maker is blamed, not the revisions after it.
+    (_tenant_table("notes", rls=False, policy=False, rows_from=None), "r2"),
+    # A table made safe, then opened by a revision that only changes its flags.
+    (_tenant_table("notes", rls=True, policy=True, rows_from=None), "r5"),
+])
+def test_a_hole_seen_after_a_seed_step_names_the_revision_that_opened_it(opened, blamed, tmp_path, pg_server):
+    role = f"harness_app_{secrets.token_hex(4)}"
+    disable = Rev("r5", down="r4", upgrade=_sql("ALTER TABLE notes DISABLE ROW LEVEL SECURITY"),
+                  downgrade=_sql("ALTER TABLE notes ENABLE ROW LEVEL SECURITY"))
+    history = [TENANT_BASE, Rev("r2", down="r1", upgrade=opened, downgrade='op.drop_table("notes")'),
+               _QUIET_TENANT, _UNRELATED, disable]
+    ini = make_project(tmp_path, with_role(history, role))
+    a, b = "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"
+    rows = [("public.notes", {"tenant_id": a, "body": "x"}), ("public.notes", {"tenant_id": b, "body": "y"})]
+    with open_session(load_settings(ini), pg_server) as session:
+        trial = Trial(session)
+        try:
+            assert all(trial.upgrade(revision) == [] for revision in ("r1", "r2", "r3", "r4", "r5"))
+            violations = trial.seed(lambda conn: insert_rows(conn, rows))
+        finally:
+            trial.close()
+
+    assert violations and {v.revision for v in violations} == {blamed}
+    assert {v.evidence["relation"] for v in violations} == {"public.notes"}
+
+
+def test_values_become_the_simplest_the_schema_accepts(pg_conn):
+    pg_conn.execute("CREATE TYPE mood AS ENUM ('calm', 'busy')")
+    pg_conn.execute("CREATE TABLE p (id int PRIMARY KEY)")
+    pg_conn.execute("CREATE TABLE c (id int PRIMARY KEY, p_id int REFERENCES p, must_p int NOT NULL REFERENCES p, "
+                    "code text NOT NULL UNIQUE, name text NOT NULL, note text, at date NOT NULL, "
+                    "m mood NOT NULL, ok boolean NOT NULL, amount numeric(10, 2) NOT NULL)")
+    catalog = read_catalog(pg_conn)
+    parent = ("public.p", {"id": "7"})
+    child = {"id": "9", "p_id": "7", "must_p": "7", "code": "zz", "name": "Ünï", "note": "n",
+             "at": "2931-04-05", "m": "busy", "ok": "true", "amount": "12.34"}
+    rows = (parent, ("public.c", child), ("public.c", {**child, "id": "10", "code": "yy"}))
+
+    simpler = simplest_rows(catalog, rows, {"public.c": 1})
+    only_amount = simplest_rows(catalog, rows, {}, ("public.c", "amount"))
+
+    assert simpler[0] == parent  # referenced: its children find it by that value
+    assert simpler[1][1] == {"id": "1", "p_id": None, "must_p": "7", "code": "a", "name": "", "note": None,
+                             "at": "2000-01-01", "m": "calm", "ok": "false", "amount": "0"}
+    assert simpler[2][1]["id"] == "2" and simpler[2][1]["code"] == "b"
+    assert only_amount[1][1] == {**child, "amount": "0"}
+    insert_rows(pg_conn, simpler)
+    assert needed_by(catalog, rows, 2) == {0, 2} and needed_by(catalog, rows, 0) == {0}
