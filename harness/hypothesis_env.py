@@ -22,7 +22,10 @@ def without_local_constants() -> Iterator[None]:
     is not installed: the migrations and env.py Alembic imported, earlier walks' projects, the
     harness itself from a checkout. One seed then draws differently in a process that loaded
     other modules, and a seed is a promise. The pool lives in a private function of its
-    providers; where a version lacks it, nothing changes.
+    providers, and the constants it gave are kept in a cache by kind of draw, which must be
+    swapped too: otherwise a draw made earlier in the process, before this ran, keeps the
+    loaded modules' literals in play (one mutant was caught alone and missed after other
+    tests). Where a version lacks them, nothing changes.
     """
     from hypothesis.internal.conjecture import providers
 
@@ -34,11 +37,16 @@ def without_local_constants() -> Iterator[None]:
         field: type(values)() if not hasattr(values, "key") or values.key is None else type(values)(key=values.key)
         for field, values in vars(original()).items()
     })
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
     providers._get_local_constants = lambda: empty
+    if cache is not None:
+        providers.CONSTANTS_CACHE = type(cache)(cache.max_size)
     try:
         yield
     finally:
         providers._get_local_constants = original
+        if cache is not None:
+            providers.CONSTANTS_CACHE = cache
 
 
 @contextlib.contextmanager
