@@ -146,10 +146,10 @@ def _walk(args: argparse.Namespace) -> commands.RunResult:
 
 
 def _shard(text: str) -> tuple[int, int]:
-    index, _, count = text.partition("/")
-    if not (index.isdigit() and count.isdigit()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not I/N, like 1/4")
-    return int(index), int(count)
+    try:
+        return commands.parse_shard(text)
+    except HarnessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _sweep(args: argparse.Namespace) -> commands.RunResult:

@@ -51,6 +51,8 @@ class RunResult:
     """The signal that stopped a walk, by number."""
     health: dict[str, Any] | None = None
     """A walk's examples run and discarded, and why (:class:`harness.machine.Health`)."""
+    shard: tuple[int, int] | None = None
+    """``(i, n)``: the walk was the i-th of n shares of one seed's work."""
 
     @property
     def problem(self) -> str | None:
@@ -70,6 +72,7 @@ class RunResult:
             "ok": self.ok,
             "command": self.command,
             "seed": self.seed,
+            **({"shard": "/".join(map(str, self.shard))} if self.shard else {}),
             "defects": len(self.failures),
             "violations": [v.to_json() for v in self.violations],
             "failures": [f.to_json() for f in self.failures],
@@ -153,7 +156,7 @@ def walk(
         if since is not None:
             revisions = _added_since(session, since)
             if not revisions:
-                return _result("walk", session, started, [], seed=seed, revisions=revisions)
+                return _result("walk", session, started, [], seed=seed, revisions=revisions, shard=shard)
         shown = Progress(revisions, enabled=progress)
         outcome = run_walk(
             session, seed_value=walk_seed, profile=profile, max_examples=max_examples, steps=steps,
@@ -171,7 +174,7 @@ def walk(
             ]
         result = _result("walk", session, started, failures, seed=seed, stopped=outcome.stopped,
                          stop_signal=stop.signal, health=outcome.health.to_json(),
-                         revisions=revisions)
+                         revisions=revisions, shard=shard)
         result.coverage["examples"] = shown.examples
         return result
 
@@ -237,6 +240,14 @@ def _baseline_path(settings: Settings) -> Path | None:
     if not settings.baseline:
         return None
     return Path(settings.alembic_ini).parent / settings.baseline
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` (``"2/4"``) as ``(I, N)``: the I-th of N shares of a walk, from 1."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()):
+        raise HarnessError(f"shard {text!r} is not I/N", hint="write the share as 1/4, 2/4, ...")
+    return _check_shard((int(index), int(count)))
 
 
 def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:

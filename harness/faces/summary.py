@@ -22,6 +22,8 @@ def run_lines(result: RunResult) -> list[str]:
     possible = 2 * len(per_revision) - len(set(irreversible) & set(per_revision))
     reached = sum(1 for counts in per_revision.values() if any(counts.values()))
     seed = f", seed {result.seed}" if result.seed is not None else ""
+    if result.shard:
+        seed += f", shard {result.shard[0]}/{result.shard[1]}"
     examples = f"{coverage['examples']} examples, " if "examples" in coverage else ""
     found = "ok" if result.ok else f"FAILED ({len(result.violations)} violations)"
     lines = [
