@@ -176,6 +176,8 @@ def walk(
                          stop_signal=stop.signal, health=outcome.health.to_json(),
                          revisions=revisions, shard=shard)
         result.coverage["examples"] = shown.examples
+        if database_dir is not None:
+            result.coverage["merged"] = _merge_coverage(database_dir, settings, result.coverage)
         return result
 
 
@@ -250,6 +252,16 @@ def parse_shard(text: str) -> tuple[int, int]:
     return _check_shard((int(index), int(count)))
 
 
+def _merge_coverage(database_dir: Path, settings: Settings, coverage: dict[str, Any]) -> dict[str, Any]:
+    """This run's coverage saved beside its examples, and every saved run's merged."""
+    from . import coverage_history
+    from .example_db import example_database
+
+    database = example_database(database_dir, settings.examples)
+    coverage_history.record(database, coverage)
+    return coverage_history.read(database)
+
+
 def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:
     index, count = shard
     if not 1 <= index <= count:
@@ -267,9 +279,11 @@ def _added_since(session: Session, ref: str) -> list[str]:
 def _result(command: str, session: Session, started: float, failures: list[Failure],
             revisions: list[str] | None = None, **extra: Any) -> RunResult:
     """The run's result; its coverage lists ``revisions`` (default: all of them)."""
+    graph = session.project.graph
     if revisions is None:
-        revisions = list(session.project.graph.revisions)
+        revisions = list(graph.revisions)
     coverage = session.coverage.to_json(revisions, session.settings.irreversible)
+    coverage["roots"] = [rev for rev in revisions if not graph.parents(rev)]
     if command in ("walk", "sweep"):
         failures = [*failures, *heads.check(session)]
     coverage["properties"] = _checked(session)
@@ -283,7 +297,6 @@ def _result(command: str, session: Session, started: float, failures: list[Failu
             if new:
                 kept.append(dataclasses.replace(failure, violations=tuple(new)))
         failures = kept
-    graph = session.project.graph
     sources = {rev: str(graph.revision(rev).path) for rev in graph.revisions}
     return RunResult(command, failures, coverage, time.perf_counter() - started, accepted=accepted,
                      sources=sources, alembic_ini=str(session.settings.alembic_ini), **extra)

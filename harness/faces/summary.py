@@ -34,6 +34,10 @@ def run_lines(result: RunResult) -> list[str]:
     ]
     if coverage.get("unvisited"):
         lines.append("  never exercised: " + ", ".join(coverage["unvisited"]))
+    if coverage.get("merged"):
+        from ..coverage_history import summary
+
+        lines += [f"  {line}" for line in summary(coverage["merged"], list(per_revision))]
     if coverage.get("properties"):
         lines.append("  properties checked: " + ", ".join(coverage["properties"]))
     lines += [f"  not reached: {rev}: {why}" for rev, why in result.not_reached.items()]
