@@ -53,7 +53,7 @@ def example_database(directory: Path | None, shared: str | None = None) -> Examp
 
 
 def _github_artifact(url: str, cache: Path | None) -> ExampleDatabase:
-    parts = url[len(ARTIFACT_SCHEME):].strip("/").split("/")
+    parts = url[len(ARTIFACT_SCHEME):].rstrip("/").split("/")
     if len(parts) not in (2, 3) or not all(parts):
         raise HarnessError(f"examples = {url!r} is not owner/repo/artifact-name", hint=_HINT)
     owner, repo, name = (*parts, ARTIFACT_NAME) if len(parts) == 2 else parts
