@@ -63,12 +63,16 @@ def compare(settings: Settings, server: Server, seeds: int) -> dict[str, Any]:
     """Seconds of the full walk and of the ``--since HEAD`` walk, per seed, and their medians."""
     full, since = [], []
     steps = {"full": 0, "since": 0}
+    new = {"full": 0, "since": 0}
+    """Steps on the new revision's edges."""
     for seed in range(1, seeds + 1):
         for name, times, ref in (("full", full, None), ("since", since, "HEAD")):
             started = time.perf_counter()
             result = walk(settings, profile="ci", seed=seed, server=server, since=ref, progress=False)
             times.append(time.perf_counter() - started)
             steps[name] += result.coverage["steps"]
+            newest = list(result.coverage["revisions"])[-1]
+            new[name] += sum(result.coverage["revisions"][newest].values())
             if not result.ok:
                 raise SystemExit(f"the {name} walk of seed {seed} found a defect: {result.violations[0].headline()}")
         if len(result.coverage["revisions"]) != 1:
@@ -77,7 +81,7 @@ def compare(settings: Settings, server: Server, seeds: int) -> dict[str, Any]:
             "full_median_s": round(statistics.median(full), 2),
             "since_median_s": round(statistics.median(since), 2),
             "ratio": round(statistics.median(since) / statistics.median(full), 3),
-            "steps": steps}
+            "steps": steps, "steps_on_the_new_revision": new}
 
 
 def main(argv: list[str]) -> None:
@@ -94,7 +98,8 @@ def main(argv: list[str]) -> None:
             figures = compare(load_settings(ini), server, args.seeds)
             print(f"{name}: full ci walk {figures['full_median_s']} s (median of {figures['full_s']}), "
                   f"--since one revision {figures['since_median_s']} s ({figures['since_s']}): "
-                  f"ratio {figures['ratio']}; steps {figures['steps']}", flush=True)
+                  f"ratio {figures['ratio']}; steps {figures['steps']}, of them on the new revision "
+                  f"{figures['steps_on_the_new_revision']}", flush=True)
 
 
 if __name__ == "__main__":

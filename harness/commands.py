@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import random
 import re
 import signal
@@ -23,7 +24,7 @@ from .failures import Failure, defects, read_failure_file
 from .server import Server
 from .session import Session, open_session
 from .seeding.overrides import Overrides
-from .settings import ProfileName, Settings, load_settings
+from .settings import Profile, ProfileName, Settings, load_settings
 from .settings import profile as profile_budget
 from .trial import Trial
 from .violations import PROPERTIES
@@ -157,6 +158,8 @@ def walk(
             revisions = _added_since(session, since)
             if not revisions:
                 return _result("walk", session, started, [], seed=seed, revisions=revisions, shard=shard)
+            share = len(revisions) / len(session.project.graph.revisions)
+            max_examples, steps = _focus_budget(chosen, share, max_examples, steps)
         shown = Progress(revisions, enabled=progress)
         outcome = run_walk(
             session, seed_value=walk_seed, profile=profile, max_examples=max_examples, steps=steps,
@@ -250,6 +253,20 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not (index.isdigit() and count.isdigit()):
         raise HarnessError(f"shard {text!r} is not I/N", hint="write the share as 1/4, 2/4, ...")
     return _check_shard((int(index), int(count)))
+
+
+def _focus_budget(chosen: Profile, share: float, max_examples: int | None, steps: int | None,
+                  ) -> tuple[int, int]:
+    """The budget of a walk of ``share`` of the revisions (``--since``): the profile's, in
+    proportion, and never below the dev profile's. A full walk spends about that share of its
+    steps on those revisions' edges; the walk from the state before them spends them all there.
+    Examples and steps given explicitly are kept."""
+    floor = profile_budget("dev")
+    return (
+        max_examples if max_examples is not None
+        else max(floor.max_examples, math.ceil(chosen.max_examples * share)),
+        steps if steps is not None else max(floor.steps, math.ceil(chosen.steps * share)),
+    )
 
 
 def _merge_coverage(database_dir: Path, settings: Settings, coverage: dict[str, Any]) -> dict[str, Any]:
