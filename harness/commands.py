@@ -159,7 +159,7 @@ def walk(
             if not revisions:
                 return _result("walk", session, started, [], seed=seed, revisions=revisions, shard=shard)
             share = len(revisions) / len(session.project.graph.revisions)
-            max_examples, steps = _focus_budget(chosen, share, max_examples, steps)
+            max_examples = _focus_budget(chosen, share, max_examples)
         shown = Progress(revisions, enabled=progress)
         outcome = run_walk(
             session, seed_value=walk_seed, profile=profile, max_examples=max_examples, steps=steps,
@@ -255,18 +255,14 @@ def parse_shard(text: str) -> tuple[int, int]:
     return _check_shard((int(index), int(count)))
 
 
-def _focus_budget(chosen: Profile, share: float, max_examples: int | None, steps: int | None,
-                  ) -> tuple[int, int]:
-    """The budget of a walk of ``share`` of the revisions (``--since``): the profile's, in
-    proportion, and never below the dev profile's. A full walk spends about that share of its
-    steps on those revisions' edges; the walk from the state before them spends them all there.
-    Examples and steps given explicitly are kept."""
-    floor = profile_budget("dev")
-    return (
-        max_examples if max_examples is not None
-        else max(floor.max_examples, math.ceil(chosen.max_examples * share)),
-        steps if steps is not None else max(floor.steps, math.ceil(chosen.steps * share)),
-    )
+def _focus_budget(chosen: Profile, share: float, max_examples: int | None) -> int:
+    """The examples of a walk of ``share`` of the revisions (``--since``): the profile's, in
+    proportion, and never fewer than the dev profile's. Each example keeps the profile's steps:
+    all of them are spent on the new revisions, where a full walk spends about that share of
+    its steps. Examples given explicitly are kept."""
+    if max_examples is not None:
+        return max_examples
+    return max(profile_budget("dev").max_examples, math.ceil(chosen.max_examples * share))
 
 
 def _merge_coverage(database_dir: Path, settings: Settings, coverage: dict[str, Any]) -> dict[str, Any]:
