@@ -179,6 +179,7 @@ def walk(
                          stop_signal=stop.signal, health=outcome.health.to_json(),
                          revisions=revisions, shard=shard)
         result.coverage["examples"] = shown.examples
+        result.coverage["from_empty"] = _from_empty(session, revisions)
         if database_dir is not None:
             result.coverage["merged"] = _merge_coverage(database_dir, settings, result.coverage)
         return result
@@ -265,6 +266,25 @@ def _focus_budget(chosen: Profile, share: float, max_examples: int | None) -> in
     return max(profile_budget("dev").max_examples, math.ceil(chosen.max_examples * share))
 
 
+def _from_empty(session: Session, revisions: list[str]) -> list[str]:
+    """The revisions whose upgrade starts where no table exists yet (from the empty database,
+    or after revisions that create only schemas and extensions): no run of it has rows to run
+    on."""
+    from .references import Unreachable
+
+    graph = session.project.graph
+    version_table = ".".join(session.project.version_table)
+    found = []
+    for rev in revisions:
+        try:
+            tables = set(session.references.snapshot(graph.state_of(graph.parents(rev))).tables.values())
+        except Unreachable:
+            continue
+        if not tables - {version_table}:
+            found.append(rev)
+    return found
+
+
 def _merge_coverage(database_dir: Path, settings: Settings, coverage: dict[str, Any]) -> dict[str, Any]:
     """This run's coverage saved beside its examples, and every saved run's merged."""
     from . import coverage_history
@@ -292,11 +312,9 @@ def _added_since(session: Session, ref: str) -> list[str]:
 def _result(command: str, session: Session, started: float, failures: list[Failure],
             revisions: list[str] | None = None, **extra: Any) -> RunResult:
     """The run's result; its coverage lists ``revisions`` (default: all of them)."""
-    graph = session.project.graph
     if revisions is None:
-        revisions = list(graph.revisions)
+        revisions = list(session.project.graph.revisions)
     coverage = session.coverage.to_json(revisions, session.settings.irreversible)
-    coverage["roots"] = [rev for rev in revisions if not graph.parents(rev)]
     if command in ("walk", "sweep"):
         failures = [*failures, *heads.check(session)]
     coverage["properties"] = _checked(session)
@@ -310,6 +328,7 @@ def _result(command: str, session: Session, started: float, failures: list[Failu
             if new:
                 kept.append(dataclasses.replace(failure, violations=tuple(new)))
         failures = kept
+    graph = session.project.graph
     sources = {rev: str(graph.revision(rev).path) for rev in graph.revisions}
     return RunResult(command, failures, coverage, time.perf_counter() - started, accepted=accepted,
                      sources=sources, alembic_ini=str(session.settings.alembic_ini), **extra)

@@ -34,14 +34,14 @@ def from_run(coverage: dict[str, Any]) -> dict[str, Any]:
     return {"format": FORMAT, "runs": 1, "examples": coverage.get("examples", 0),
             "steps": coverage.get("steps", 0), "edges": edges,
             "irreversible": sorted(coverage.get("irreversible", {})),
-            "roots": sorted(coverage.get("roots", ()))}
+            "from_empty": sorted(coverage.get("from_empty", ()))}
 
 
 def merge(documents: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The sum of coverage documents (and of results' coverage, read as documents)."""
     merged: dict[str, Any] = {"format": FORMAT, "runs": 0, "examples": 0, "steps": 0, "edges": {}}
     irreversible: set[str] = set()
-    roots: set[str] = set()
+    from_empty: set[str] = set()
     for document in documents:
         if "coverage" in document:  # a result written by --json
             document = from_run(document["coverage"])
@@ -54,8 +54,8 @@ def merge(documents: Iterable[dict[str, Any]]) -> dict[str, Any]:
             for field in total:
                 total[field] += int(counts.get(field, 0))
         irreversible.update(document.get("irreversible", ()))
-        roots.update(document.get("roots", ()))
-    merged["irreversible"], merged["roots"] = sorted(irreversible), sorted(roots)
+        from_empty.update(document.get("from_empty", ()))
+    merged["irreversible"], merged["from_empty"] = sorted(irreversible), sorted(from_empty)
     return merged
 
 
@@ -79,14 +79,14 @@ def read(database: ExampleDatabase) -> dict[str, Any]:
 
 def summary(merged: dict[str, Any], revisions: list[str]) -> list[str]:
     """Edges of ``revisions`` ever run, and ever run with rows in place, over all runs; then the
-    edges never run with rows, named. Downgrades of irreversible revisions are no edges; the
-    upgrade of a root revision starts from the empty database and never has rows to run on."""
+    edges never run with rows, named. Downgrades of irreversible revisions are no edges; an
+    upgrade that starts where no table exists yet never has rows to run on."""
     skipped = set(merged.get("irreversible", ()))
     edges = [f"{op} {rev}" for rev in revisions for op in DIRECTIONS
              if not (op == "downgrade" and rev in skipped)]
-    roots = {f"upgrade {rev}" for rev in merged.get("roots", ())}
+    empty = {f"upgrade {rev}" for rev in merged.get("from_empty", ())}
     ran = [edge for edge in edges if merged["edges"].get(edge, {}).get("ran")]
-    could = [edge for edge in edges if edge not in roots]
+    could = [edge for edge in edges if edge not in empty]
     never = [edge for edge in could if not merged["edges"].get(edge, {}).get("with_data")]
     runs = f"{merged['runs']} run{'s' * (merged['runs'] != 1)}"
     lines = [f"over {runs} ({merged['examples']} examples): edges {len(ran)}/{len(edges)} "

@@ -83,7 +83,7 @@ def test_the_cli_prints_coverage_with_data_and_merges_the_shards_results(tmp_pat
     out = capsys.readouterr().out
     assert " on rows)" in out and "over 1 run (" in out and "over 2 runs (" in out
     # a's upgrade starts from the empty database: never an edge that could run on rows
-    assert "/7 with rows in place" in out
+    assert "/7 with rows in place" in out and results[0]["coverage"]["from_empty"] == ["a"]
 
     merged_path = tmp_path / "merged.json"
     assert cli.main(["coverage", "merge", *(str(tmp_path / f"harness-{i}.json") for i in (1, 2)),
@@ -101,3 +101,17 @@ def test_merging_a_file_that_is_no_result_is_one_clear_error(tmp_path, capsys):
     assert cli.main(["coverage", "merge", str(tmp_path / "bad.json")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"harness: error: cannot read coverage from {tmp_path / 'bad.json'}")
+
+
+def test_an_upgrade_after_revisions_that_create_no_table_is_no_edge_that_could_run_on_rows(tmp_path, pg_server):
+    """A baseline that creates only a schema, as the bundled history's does: the first table's
+    upgrade never has rows before it, and is not called out for it."""
+    history = [Rev("s", upgrade='op.execute("CREATE SCHEMA app")', downgrade='op.execute("DROP SCHEMA app")'),
+               Rev("a", down="s"), Rev("b", down="a")]
+    ini = make_project(tmp_path, history)
+    coverage = commands.walk(load_settings(ini), seed=2, max_examples=6, steps=10, server=pg_server,
+                             database_dir=ini.parent / ".harness" / "examples").coverage
+    assert coverage["from_empty"] == ["s", "a"]
+    lines = coverage_history.summary(coverage["merged"], ["s", "a", "b"])
+    assert lines[0].endswith("/4 with rows in place")
+    assert all("upgrade a" not in line and "upgrade s" not in line for line in lines[1:])
