@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks [--revisions 50 100 200 400] [--compare-at 100] [--quick]
     .venv/bin/python -m benchmarks failures [--seeds 3]   (see benchmarks/failures.py)
     .venv/bin/python -m benchmarks detection [--seeds 10]   (see benchmarks/detection.py)
+    .venv/bin/python -m benchmarks since [--seeds 3]   (see benchmarks/since.py)
 
 Never a timed test: a script run by hand, whose figures go to the README. Everything runs on one
 embedded server started here, and every ratio compares two runs on that same server, so the load
@@ -314,6 +315,11 @@ def main() -> None:
         from .failures import main as failures
 
         failures(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["since"]:
+        from . import since
+
+        since.main(sys.argv[2:])
         return
     if sys.argv[1:2] == ["detection"]:
         from . import detection

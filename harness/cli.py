@@ -103,6 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("-c", "--config", type=Path, help="alembic.ini (default: the recorded one)")
     replay.add_argument("--report", metavar="PATH", type=Path, help="write a markdown summary")
 
+    coverage = sub.add_parser("coverage", help="coverage of several runs (shards of a night) merged",
+                              description="coverage of several runs (shards of a night) merged")
+    coverage.set_defaults(run=_coverage)
+    coverage.add_argument("action", choices=["merge"])
+    coverage.add_argument("files", nargs="+", type=Path, metavar="RESULT.json",
+                          help="results written by walk --json (or merged coverage)")
+    coverage.add_argument("--json", metavar="PATH", type=Path, help="write the merged coverage as JSON")
+
     report = command("report", "the migration safety verification document, from what ran", _report)
     report.add_argument("-c", "--config", type=Path, default=Path("alembic.ini"), help="alembic.ini")
     report.add_argument("-o", "--output", type=Path, metavar="FILE.md", help="write the markdown here")
@@ -146,10 +154,10 @@ def _walk(args: argparse.Namespace) -> commands.RunResult:
 
 
 def _shard(text: str) -> tuple[int, int]:
-    index, _, count = text.partition("/")
-    if not (index.isdigit() and count.isdigit()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not I/N, like 1/4")
-    return int(index), int(count)
+    try:
+        return commands.parse_shard(text)
+    except HarnessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _sweep(args: argparse.Namespace) -> commands.RunResult:
@@ -182,6 +190,28 @@ def _report(args: argparse.Namespace) -> int:
     print(report.summary_line())
     faces.publish_report(report, sarif_path=args.sarif, gitlab_path=args.gitlab)
     return EXIT_OK if report.ok else EXIT_VIOLATED
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from . import coverage_history
+
+    documents = []
+    for path in args.files:
+        try:
+            documents.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise HarnessError(f"cannot read coverage from {path}: {exc}",
+                               hint="give the files walk --json wrote") from None
+    merged = coverage_history.merge(documents)
+    revisions = list(dict.fromkeys(edge.split(" ", 1)[1] for edge in merged["edges"]))
+    width = max((len(edge) for edge in merged["edges"]), default=0)
+    print(f"harness coverage: {len(documents)} files, {merged['runs']} runs, "
+          f"{merged['examples']} examples, {merged['steps']} steps")
+    for edge, counts in merged["edges"].items():
+        print(f"  {edge:<{width}}  ran {counts['ran']:>8}  with rows {counts['with_data']:>8}")
+    print("\n".join(coverage_history.summary(merged, revisions)))
+    _write(args.json, _json(merged))
+    return EXIT_OK
 
 
 def _finish(result: commands.RunResult, args: argparse.Namespace) -> int:

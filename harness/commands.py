@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import random
 import re
 import signal
@@ -23,7 +24,7 @@ from .failures import Failure, defects, read_failure_file
 from .server import Server
 from .session import Session, open_session
 from .seeding.overrides import Overrides
-from .settings import ProfileName, Settings, load_settings
+from .settings import Profile, ProfileName, Settings, load_settings
 from .settings import profile as profile_budget
 from .trial import Trial
 from .violations import PROPERTIES
@@ -51,6 +52,8 @@ class RunResult:
     """The signal that stopped a walk, by number."""
     health: dict[str, Any] | None = None
     """A walk's examples run and discarded, and why (:class:`harness.machine.Health`)."""
+    shard: tuple[int, int] | None = None
+    """``(i, n)``: the walk was the i-th of n shares of one seed's work."""
 
     @property
     def problem(self) -> str | None:
@@ -70,6 +73,7 @@ class RunResult:
             "ok": self.ok,
             "command": self.command,
             "seed": self.seed,
+            **({"shard": "/".join(map(str, self.shard))} if self.shard else {}),
             "defects": len(self.failures),
             "violations": [v.to_json() for v in self.violations],
             "failures": [f.to_json() for f in self.failures],
@@ -153,7 +157,9 @@ def walk(
         if since is not None:
             revisions = _added_since(session, since)
             if not revisions:
-                return _result("walk", session, started, [], seed=seed, revisions=revisions)
+                return _result("walk", session, started, [], seed=seed, revisions=revisions, shard=shard)
+            share = len(revisions) / len(session.project.graph.revisions)
+            max_examples = _focus_budget(chosen, share, max_examples)
         shown = Progress(revisions, enabled=progress)
         outcome = run_walk(
             session, seed_value=walk_seed, profile=profile, max_examples=max_examples, steps=steps,
@@ -171,8 +177,11 @@ def walk(
             ]
         result = _result("walk", session, started, failures, seed=seed, stopped=outcome.stopped,
                          stop_signal=stop.signal, health=outcome.health.to_json(),
-                         revisions=revisions)
+                         revisions=revisions, shard=shard)
         result.coverage["examples"] = shown.examples
+        result.coverage["from_empty"] = _from_empty(session, revisions)
+        if database_dir is not None:
+            result.coverage["merged"] = _merge_coverage(database_dir, settings, result.coverage)
         return result
 
 
@@ -237,6 +246,53 @@ def _baseline_path(settings: Settings) -> Path | None:
     if not settings.baseline:
         return None
     return Path(settings.alembic_ini).parent / settings.baseline
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` (``"2/4"``) as ``(I, N)``: the I-th of N shares of a walk, from 1."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()):
+        raise HarnessError(f"shard {text!r} is not I/N", hint="write the share as 1/4, 2/4, ...")
+    return _check_shard((int(index), int(count)))
+
+
+def _focus_budget(chosen: Profile, share: float, max_examples: int | None) -> int:
+    """The examples of a walk of ``share`` of the revisions (``--since``): the profile's, in
+    proportion, and never fewer than the dev profile's. Each example keeps the profile's steps:
+    all of them are spent on the new revisions, where a full walk spends about that share of
+    its steps. Examples given explicitly are kept."""
+    if max_examples is not None:
+        return max_examples
+    return max(profile_budget("dev").max_examples, math.ceil(chosen.max_examples * share))
+
+
+def _from_empty(session: Session, revisions: list[str]) -> list[str]:
+    """The revisions whose upgrade starts where no table exists yet (from the empty database,
+    or after revisions that create only schemas and extensions): no run of it has rows to run
+    on."""
+    from .references import Unreachable
+
+    graph = session.project.graph
+    version_table = ".".join(session.project.version_table)
+    found = []
+    for rev in revisions:
+        try:
+            tables = set(session.references.snapshot(graph.state_of(graph.parents(rev))).tables.values())
+        except Unreachable:
+            continue
+        if not tables - {version_table}:
+            found.append(rev)
+    return found
+
+
+def _merge_coverage(database_dir: Path, settings: Settings, coverage: dict[str, Any]) -> dict[str, Any]:
+    """This run's coverage saved beside its examples, and every saved run's merged."""
+    from . import coverage_history
+    from .example_db import example_database
+
+    database = example_database(database_dir, settings.examples)
+    coverage_history.record(database, coverage)
+    return coverage_history.read(database)
 
 
 def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:

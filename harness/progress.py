@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from .session import Coverage
 
 DIRECTIONS = ("upgrade", "downgrade")
+_SHORT = {"upgrade": "up", "downgrade": "down"}
 
 
 class Progress:
@@ -65,7 +66,8 @@ class Progress:
 
 
 def coverage_summary(coverage: dict[str, Any]) -> list[str]:
-    """Lines saying how often each revision was upgraded and downgraded, gaps called out.
+    """Lines saying how often each revision was upgraded and downgraded (and of those, how often
+    with rows in the tables it changes), gaps called out; then the same over every run saved.
 
     An edge of the graph is a revision's migration; it is exercised in two directions, so a
     revision counts as covered only when both its upgrade and its downgrade ran.
@@ -73,6 +75,7 @@ def coverage_summary(coverage: dict[str, Any]) -> list[str]:
     per_revision: dict[str, dict[str, int]] = coverage.get("revisions", {})
     if not per_revision:
         return []
+    with_data: dict[str, dict[str, int]] = coverage.get("with_data", {})
     width = max(len(rev) for rev in per_revision)
     lines = [f"coverage: {coverage.get('steps', 0)} steps, {coverage.get('states', 0)} states, "
              f"{coverage.get('seeded_rows', 0)} rows seeded"
@@ -81,8 +84,14 @@ def coverage_summary(coverage: dict[str, Any]) -> list[str]:
     for rev, counts in per_revision.items():
         gaps = [d for d in DIRECTIONS if not counts.get(d)]
         mark = "  never " + " nor ".join(f"{d}d" for d in gaps) if gaps else ""
-        lines.append(f"  {rev:<{width}}  up {counts.get('upgrade', 0):>6}  "
-                     f"down {counts.get('downgrade', 0):>6}{mark}")
+        on_rows = with_data.get(rev, {})
+        lines.append(f"  {rev:<{width}}  " + "  ".join(
+            f"{_SHORT[d]} {counts.get(d, 0):>6} ({on_rows.get(d, 0)} on rows)" for d in DIRECTIONS
+        ) + mark)
+    if coverage.get("merged"):
+        from .coverage_history import summary
+
+        lines += summary(coverage["merged"], list(per_revision))
     return lines
 
 

@@ -12,6 +12,8 @@ command line):
 * ``--harness-seed N`` (``--hypothesis-seed`` is honoured too): repeat a walk.
 * ``--harness-duration 90m`` (``HARNESS_DURATION``): stop each walk after the example running
   when this is spent (the nightly profile has a duration of its own).
+* ``--harness-shard I/N`` (``HARNESS_SHARD``): each walk is the I-th of N shares of the work,
+  one per CI job of a matrix (as ``harness walk --shard``).
 * ``--harness-database-url URL`` (``HARNESS_DATABASE_URL``): an existing server.
 * ``--harness-pg-versions 15,18`` (``HARNESS_PG_VERSIONS``): every test once per PostgreSQL
   major, each on an embedded server of that version.
@@ -54,6 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--harness-seed", type=int, default=None, help="seed of the walk to repeat")
     group.addoption("--harness-duration", default=os.environ.get("HARNESS_DURATION"), metavar="90m",
                     help="stop each walk after the example running when this is spent")
+    group.addoption("--harness-shard", default=os.environ.get("HARNESS_SHARD"), metavar="I/N",
+                    help="walk the I-th of N shares of the work (one per CI job, from 1)")
     group.addoption("--harness-database-url", default=None,
                     help="an existing server; only scratch databases are created there")
     group.addoption("--harness-pg-versions", default=os.environ.get("HARNESS_PG_VERSIONS", ""),
@@ -157,11 +161,13 @@ def walk_test(alembic_ini: str | os.PathLike[str], **options: Any) -> Callable[.
             base = int(pytestconfig.getoption("hypothesis_seed"))
         duration = pytestconfig.getoption("harness_duration")
         settings = _settings(alembic_ini, {"duration": duration, **options})
+        shard = pytestconfig.getoption("harness_shard")
         _report(_run(lambda: commands.walk(
             settings, profile=pytestconfig.getoption("harness_profile"),
             seed=None if base is None else base + harness_walker,
             database_dir=harness_path(settings.alembic_ini, "examples"),
             server=harness_server, progress=False,
+            shard=commands.parse_shard(shard) if shard else None,
         )), request)
 
     test_walk._harness_test = True  # type: ignore[attr-defined]

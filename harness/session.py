@@ -24,6 +24,9 @@ class Coverage:
     """How often each revision was upgraded and downgraded, and each state reached."""
 
     steps: collections.Counter[tuple[str, str]] = dataclasses.field(default_factory=collections.Counter)
+    with_data: collections.Counter[tuple[str, str]] = dataclasses.field(default_factory=collections.Counter)
+    """Of ``steps``, those run while a table the step changes held rows (any table, for a step
+    that changes no table's structure): the runs that could lose or corrupt data."""
     states: collections.Counter[State] = dataclasses.field(default_factory=collections.Counter)
     seeded_rows: int = 0
     seed_attempts: int = 0
@@ -36,6 +39,10 @@ class Coverage:
             "irreversible": dict(irreversible),
             "revisions": {
                 rev: {"upgrade": self.steps[("upgrade", rev)], "downgrade": self.steps[("downgrade", rev)]}
+                for rev in revisions
+            },
+            "with_data": {
+                rev: {op: self.with_data[(op, rev)] for op in ("upgrade", "downgrade")}
                 for rev in revisions
             },
             "states": len(self.states),

@@ -1,7 +1,8 @@
 """One frozen, validated value for everything a run is configured by.
 
 Sources, later ones winning: the defaults below, ``[tool.harness]`` in the ``pyproject.toml``
-beside ``alembic.ini``, ``HARNESS_DATABASE_URL``, then explicit options (command line or Python).
+beside ``alembic.ini``, ``HARNESS_DATABASE_URL`` and ``HARNESS_EXAMPLES``, then explicit
+options (command line or Python).
 ``DATABASE_URL`` is deliberately never read: it usually names a database someone cares about.
 """
 
@@ -77,8 +78,9 @@ class Settings:
     Hypothesis (8 KiB of choices): at about 4 rows a step, a nightly example of 60 steps stays
     well inside it. Fewer when the walk's health reports overruns."""
     examples: str | None = None
-    """A shared example database for walks on several machines (``redis://host:6379/0``),
-    besides the directory ``.harness/examples`` beside alembic.ini."""
+    """A second example database besides the directory ``.harness/examples`` beside alembic.ini
+    (also ``HARNESS_EXAMPLES``): ``redis://host:6379/0``, shared by walks on several machines,
+    or ``github-artifact://owner/repo/artifact-name``, read only, for pull requests."""
     duration: float | None = None
     """Seconds (or ``"90m"``) a walk may run: it then stops after the current example and
     reports. None: the profile's own (the nightly profile has one)."""
@@ -186,9 +188,9 @@ def load_settings(alembic_ini: str | os.PathLike[str] | None = None, **options: 
         settings = dataclasses.replace(settings, alembic_ini=ini)
         settings = _build(settings, _read_pyproject(ini.parent / "pyproject.toml"),
                           source=str(ini.parent / "pyproject.toml"))
-    url = os.environ.get("HARNESS_DATABASE_URL")
-    if url:
-        settings = _build(settings, {"database_url": url}, source="HARNESS_DATABASE_URL")
+    for name, setting in (("HARNESS_DATABASE_URL", "database_url"), ("HARNESS_EXAMPLES", "examples")):
+        if os.environ.get(name):
+            settings = _build(settings, {setting: os.environ[name]}, source=name)
     return settings.with_options(**options)
 
 

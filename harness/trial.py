@@ -17,6 +17,7 @@ from .blame import opened_by
 from .graph import State, Step
 from .invariants import data, isolation, sequences
 from .pasteable import insert_statement
+from .references import Unreachable
 from .runner import StepOutcome
 from .schema_watch import SchemaWatch
 from .seeding import read_catalog
@@ -255,7 +256,7 @@ class Trial:
         self.path.append(before_state)
         self.state, revision, violations = checked.state, checked.revision, list(checked.violations)
         if checked.outcome.ok:
-            self._cover(before_state, logged)
+            self._cover(before_state, logged, rows_before)
         if not checked.schema_checked:
             self._unfilled = None
             return violations
@@ -319,18 +320,34 @@ class Trial:
             return []
         return isolation.check_isolation(self.conn, setup, revision=revision)
 
-    def _cover(self, before_state: State, logged: LoggedStep) -> None:
+    def _cover(self, before_state: State, logged: LoggedStep, rows_before: data.RowsSnapshot) -> None:
         coverage = self.session.coverage
         coverage.states[self.state] += 1
+        edges = self._edges(before_state, logged)
+        coverage.steps.update(edges)
+        if self._on_rows(before_state, rows_before):
+            coverage.with_data.update(edges)
+
+    def _edges(self, before_state: State, logged: LoggedStep) -> list[tuple[str, str]]:
+        """``(op, revision)`` of each migration the step ran."""
         if logged.revision is not None:
-            coverage.steps[(logged.op, logged.revision)] += 1
-            return
+            return [(logged.op, logged.revision)]
         graph = self.session.project.graph
         applied_before, applied_after = graph.applied(before_state), graph.applied(self.state)
-        for rev in applied_after - applied_before:
-            coverage.steps[("upgrade", rev)] += 1
-        for rev in applied_before - applied_after:
-            coverage.steps[("downgrade", rev)] += 1
+        return ([("upgrade", rev) for rev in sorted(applied_after - applied_before)]
+                + [("downgrade", rev) for rev in sorted(applied_before - applied_after)])
+
+    def _on_rows(self, before_state: State, rows_before: data.RowsSnapshot) -> bool:
+        """Whether a table the step changes held rows when it ran; for a step that changes no
+        table already there (it creates tables, migrates data, adds a function), whether any
+        table did."""
+        counts = rows_before.counts()
+        try:
+            changed, created = self.session.references.tables_changed(before_state, self.state)
+        except Unreachable:
+            changed = created = frozenset()
+        touched = changed - created
+        return any(counts.get(table) for table in touched) if touched else any(counts.values())
 
 
 def insert_rows(

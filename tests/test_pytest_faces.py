@@ -87,3 +87,30 @@ def test_under_github_actions_pytest_annotates_and_writes_the_job_summary(pytest
                for text in result.outlines), result.outlines
     assert f"| `schema` | `b` | `migrations/versions/b_.py:{line}` |" in step_summary.read_text()
 
+
+
+def test_two_shards_of_one_seed_walk_different_examples_under_pytest(run):
+    """``--harness-shard I/N`` (``HARNESS_SHARD`` from tox) makes each walk test one share."""
+    history = [Rev("a"), Rev("b", down="a"), Rev("c", down="b"), Rev("d", down="c")]
+
+    def walked(*args: str) -> str:
+        result, _, junit = run(history, "-k", "walk", *args)
+        result.assert_outcomes(passed=1)
+        (text,) = (p.get("value") for p in junit.iter("property") if p.get("name") == "harness")
+        return text
+
+    def walk_of(text: str) -> list[str]:  # examples, steps, states, rows; edges
+        return text.splitlines()[1:3]
+
+    first, second = walked("--harness-shard=1/2"), walked("--harness-shard=2/2")
+    assert first.startswith("harness walk, seed 5, shard 1/2: ok")
+    assert second.startswith("harness walk, seed 5, shard 2/2: ok")
+    assert walk_of(first) != walk_of(second)
+    assert walk_of(walked("--harness-shard=1/2")) == walk_of(first)
+
+
+def test_a_shard_that_is_not_i_of_n_fails_the_walk_in_one_line(run):
+    result, out, _ = run([Rev("a")], "-k", "walk", "--harness-shard=3")
+    result.assert_outcomes(failed=1)
+    assert "harness: shard '3' is not I/N (write the share as 1/4, 2/4, ...)" in out
+    assert "Traceback" not in out

@@ -99,5 +99,5 @@ def test_progress_is_drawn_on_a_terminal_only_and_the_summary_names_the_gaps():
     assert "1 examples, 3 steps" in terminal.getvalue() and "revisions 1/2, edges 1/4" in terminal.getvalue()
     assert log.getvalue() == ""
     summary = coverage_summary(coverage.to_json(["a", "b"], {}))
-    assert summary[1].split() == ["a", "up", "3", "down", "0", "never", "downgraded"]
+    assert summary[1].split() == ["a", "up", "3", "(0", "on", "rows)", "down", "0", "(0", "on", "rows)", "never", "downgraded"]
     assert summary[2].endswith("never upgraded nor downgraded")

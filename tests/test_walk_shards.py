@@ -100,3 +100,19 @@ def test_an_unreachable_example_database_is_one_clear_error(tmp_path, pg_server)
     ini = make_project(tmp_path, chain("a"))
     with pytest.raises(HarnessError, match="cannot reach the example database at redis://127.0.0.1:1/0"):
         commands.walk(load_settings(ini, examples="redis://127.0.0.1:1/0"), seed=1, server=pg_server)
+
+
+def test_shards_sharing_redis_read_each_others_coverage(tmp_path, pg_server, redis_url):
+    redis.Redis.from_url(redis_url).flushdb()
+    one, two = tmp_path / "one", tmp_path / "two"
+    ini_one, ini_two = make_project(one, chain("a", "b")), make_project(two, chain("a", "b"))
+
+    def walk(ini, shard):
+        return commands.walk(load_settings(ini, examples=redis_url), seed=4, max_examples=3, steps=6,
+                             server=pg_server, shard=(shard, 2),
+                             database_dir=ini.parent / ".harness" / "examples").coverage
+
+    first, second = walk(ini_one, 1), walk(ini_two, 2)
+    assert first["merged"]["runs"] == 1 and second["merged"]["runs"] == 2
+    assert second["merged"]["edges"]["upgrade b"]["ran"] == (
+        first["revisions"]["b"]["upgrade"] + second["revisions"]["b"]["upgrade"])

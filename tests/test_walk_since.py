@@ -62,3 +62,13 @@ def test_walk_since_a_ref_with_no_new_revision_walks_nothing(tmp_path, pg_server
     ini = committed_history(tmp_path)
     result = walk_since(ini, pg_server)
     assert result.ok and result.coverage["steps"] == 0 and result.coverage["revisions"] == {}
+
+
+def test_walk_since_spends_the_profiles_budget_in_proportion_to_the_revisions_walked(tmp_path, pg_server):
+    """One revision of three under ci: a third of its 30 examples, never fewer than dev's 10."""
+    ini = committed_history(tmp_path)
+    write_revision(tmp_path / "migrations" / "versions", Rev("c", down="b"))
+
+    result = commands.walk(load_settings(ini), seed=4, server=pg_server, since="HEAD")
+
+    assert result.ok and 0 < result.health["examples"] <= 10

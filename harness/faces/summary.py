@@ -22,7 +22,11 @@ def run_lines(result: RunResult) -> list[str]:
     possible = 2 * len(per_revision) - len(set(irreversible) & set(per_revision))
     reached = sum(1 for counts in per_revision.values() if any(counts.values()))
     seed = f", seed {result.seed}" if result.seed is not None else ""
+    if result.shard:
+        seed += f", shard {result.shard[0]}/{result.shard[1]}"
     examples = f"{coverage['examples']} examples, " if "examples" in coverage else ""
+    if result.health and result.health.get("discarded"):
+        examples += f"{result.health['discarded']} discarded, "
     found = "ok" if result.ok else f"FAILED ({len(result.violations)} violations)"
     lines = [
         f"harness {result.command}{seed}: {found} in {result.duration_s:.1f}s",
@@ -32,7 +36,13 @@ def run_lines(result: RunResult) -> list[str]:
     ]
     if coverage.get("unvisited"):
         lines.append("  never exercised: " + ", ".join(coverage["unvisited"]))
+    if coverage.get("merged"):
+        from ..coverage_history import summary
+
+        lines += [f"  {line}" for line in summary(coverage["merged"], list(per_revision))]
     if coverage.get("properties"):
         lines.append("  properties checked: " + ", ".join(coverage["properties"]))
+    if result.stopped == "duration":
+        lines.append("  stopped at its duration")
     lines += [f"  not reached: {rev}: {why}" for rev, why in result.not_reached.items()]
     return lines
