@@ -181,18 +181,26 @@ def build_machine(
             progress.example(session.coverage)
 
         # Crossing a revision with rows in place must not depend on a lucky sequence of seed
-        # steps: every example starts at a state drawn over the whole graph (with --since, the
-        # state before the new revisions), already holding the deterministic filler's rows (a
-        # clone of a template filled once per state). Shrinking moves the start towards the
-        # empty database, the first of them.
+        # steps: every example reaches a state drawn over the whole graph (with --since, the
+        # state before the new revisions) by its last revision's upgrade, from the state just
+        # before it already holding the deterministic filler's rows (a clone of a template
+        # filled once per state). So the first step crosses a revision with rows in place and
+        # opens its round trip, and any later downgrade of it checks what came back; a state
+        # whose last revision starts from the empty database (or from several heads) is itself
+        # the filled start. Shrinking moves the start towards the empty database, the first.
         @initialize(start=st.sampled_from(starts))
         @_stops_walk
         def begin(self, start: State) -> None:
+            head = next(iter(start)) if len(start) == 1 and not chosen else None
+            before = graph.after_downgrade(start, head) if head is not None else BASE
+            first, cross = (before, head) if len(before) == 1 else (start, None)
             try:
-                self.trial = Trial(session, start, filled=bool(start))
+                self.trial = Trial(session, first, filled=bool(first))
             except Unreachable:
-                self.trial = Trial(session)
+                self.trial, cross = Trial(session), None
             self.started = self.trial.state
+            if cross is not None:
+                self._check(self.trial.upgrade(cross))
 
         @precondition(lambda self: walked(graph.upgrade_moves(self.trial.state)))
         @rule(data=st.data())
