@@ -1,0 +1,71 @@
+"""What a trial reads around each step: rows, column-owned sequences, foreign keys.
+
+The data checks compare these before and after every step. Read one at a time they cost a dozen
+round trips a step; here they go together (:meth:`RowReader.read` runs the others in its first
+round trip), and what was read after one step serves as what is there before the next, until
+the harness itself writes in between:
+
+* a fill or a seed inserts rows (and draws from sequences, also for inserts refused);
+* an isolation check draws from sequences (its inserts are rolled back, ``nextval`` is not);
+* a migration step changes anything.
+
+Only the trial's own connection and its runner's touch a scratch database, so nothing else can
+change it between two reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Collection, Mapping
+
+import psycopg
+
+from .invariants import data, sequences
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """The database at one moment, as the data checks see it."""
+
+    rows: data.RowsSnapshot
+    sequences: Mapping[sequences.ColumnName, sequences.Sequence]
+    foreign_keys: tuple[data.ForeignKey, ...] | None
+    """None when not asked for."""
+
+
+class StepReads:
+    """The reads of one scratch database, reused while the harness has not written to it."""
+
+    def __init__(self, conn: psycopg.Connection, exclude: Collection[data.TableName]) -> None:
+        self._conn = conn
+        self._rows = data.RowReader(exclude)
+        self._last: Reading | None = None
+        self._rows_current = False
+        self._touched: set[data.TableName] = set()
+
+    def now(self, *, foreign_keys: bool = False) -> Reading:
+        """Rows and sequences now, with the foreign keys if asked for."""
+        last = self._last
+        if last is not None and (last.foreign_keys is not None or not foreign_keys):
+            return last
+        also = [sequences.OWNED, *([data.FOREIGN_KEYS] if foreign_keys else ())]
+        if self._rows_current and last is not None:
+            found, rows = data.read_pipelined(self._conn, also), last.rows
+        else:
+            rows, found = self._rows.read(self._conn, touched=self._touched, also=also)
+            self._touched = set()
+        self._last = Reading(rows, sequences.sequences_of(found[0]),
+                             data.foreign_keys_of(found[1]) if foreign_keys else None)
+        self._rows_current = True
+        return self._last
+
+    def wrote(self, tables: Collection[data.TableName] | None = None) -> None:
+        """The harness changed rows: in ``tables`` (say, a fill's), or anywhere (None, a step)."""
+        self._last = None
+        self._rows_current = False
+        if tables is not None:
+            self._touched.update(tables)
+
+    def drew(self) -> None:
+        """Sequences may have moved, rows did not (an isolation check, rolled back)."""
+        self._last = None
