@@ -38,9 +38,11 @@ class StepReads:
 
     def __init__(self, conn: psycopg.Connection, exclude: Collection[data.TableName]) -> None:
         self._conn = conn
-        self._rows = data.RowReader(exclude)
+        self._reader = data.RowReader(exclude)
         self._last: Reading | None = None
-        self._rows_current = False
+        """The last reading, while it is current."""
+        self._rows: data.RowsSnapshot | None = None
+        """The rows last read, while they are current."""
         self._touched: set[data.TableName] = set()
 
     def now(self, *, foreign_keys: bool = False) -> Reading:
@@ -49,20 +51,19 @@ class StepReads:
         if last is not None and (last.foreign_keys is not None or not foreign_keys):
             return last
         also = [sequences.OWNED, *([data.FOREIGN_KEYS] if foreign_keys else ())]
-        if self._rows_current and last is not None:
-            found, rows = data.read_pipelined(self._conn, also), last.rows
+        if self._rows is not None:
+            found, rows = data.read_pipelined(self._conn, also), self._rows
         else:
-            rows, found = self._rows.read(self._conn, touched=self._touched, also=also)
+            rows, found = self._reader.read(self._conn, touched=self._touched, also=also)
             self._touched = set()
+        self._rows = rows
         self._last = Reading(rows, sequences.sequences_of(found[0]),
                              data.foreign_keys_of(found[1]) if foreign_keys else None)
-        self._rows_current = True
         return self._last
 
     def wrote(self, tables: Collection[data.TableName] | None = None) -> None:
         """The harness changed rows: in ``tables`` (say, a fill's), or anywhere (None, a step)."""
-        self._last = None
-        self._rows_current = False
+        self._last = self._rows = None
         if tables is not None:
             self._touched.update(tables)
 
