@@ -75,7 +75,7 @@ BUNDLED_INI = ROOT / "alembic.ini"
 PARTS = {
     "schema snapshots": ("harness/snapshot/reader.py", "read_snapshot"),
     "migration steps (env.py runs)": ("harness/runner.py", "_execute"),
-    "row captures (data check)": ("harness/invariants/data.py", "capture_rows"),
+    "step reads (rows, sequences, keys)": ("harness/step_reads.py", "now"),
     "isolation checks": ("harness/invariants/isolation.py", "check_isolation"),
     "schema diffs": ("harness/snapshot/diff.py", "diff_snapshots"),
     "clone databases": ("harness/server/base.py", "create_database"),

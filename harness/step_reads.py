@@ -44,6 +44,8 @@ class StepReads:
         self._rows: data.RowsSnapshot | None = None
         """The rows last read, while they are current."""
         self._touched: set[data.TableName] = set()
+        self._rows_only = False
+        """Whether only the harness's inserts wrote since the last read of the rows."""
 
     def now(self, *, foreign_keys: bool = False) -> Reading:
         """Rows and sequences now, with the foreign keys if asked for."""
@@ -54,18 +56,24 @@ class StepReads:
         if self._rows is not None:
             found, rows = data.read_pipelined(self._conn, also), self._rows
         else:
-            rows, found = self._reader.read(self._conn, touched=self._touched, also=also)
-            self._touched = set()
+            rows, found = self._reader.read(self._conn, touched=self._touched, also=also,
+                                            rows_only=self._rows_only)
+            self._touched, self._rows_only = set(), True
         self._rows = rows
         self._last = Reading(rows, sequences.sequences_of(found[0]),
                              data.foreign_keys_of(found[1]) if foreign_keys else None)
         return self._last
 
-    def wrote(self, tables: Collection[data.TableName] | None = None) -> None:
-        """The harness changed rows: in ``tables`` (say, a fill's), or anywhere (None, a step)."""
+    def inserted(self, tables: Collection[data.TableName] = ()) -> None:
+        """The harness inserted rows (a fill, a seed), in ``tables`` where known: triggers may
+        have written elsewhere, and refused inserts drawn from sequences, but no table changed."""
         self._last = self._rows = None
-        if tables is not None:
-            self._touched.update(tables)
+        self._touched.update(tables)
+
+    def migrated(self) -> None:
+        """A migration step ran: anything may have changed."""
+        self._last = self._rows = None
+        self._rows_only = False
 
     def drew(self) -> None:
         """Sequences may have moved, rows did not (an isolation check, rolled back)."""

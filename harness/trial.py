@@ -170,7 +170,7 @@ class Trial:
     def seed(self, insert: Callable[[psycopg.Connection], Sequence[tuple[str, Mapping[str, Any]]]]) -> list[Violation]:
         """Insert rows with ``insert`` (which returns ``(table, record)`` for each row that went
         in, in order), check isolation."""
-        self._reads.wrote()
+        self._reads.inserted()
         self._log_rows(tuple(insert(self.conn)))
         return self._check_isolation(self.state, revision=None)
 
@@ -191,14 +191,14 @@ class Trial:
         self._created -= tables or set()
         if tables is not None and not tables:
             return []
-        self._reads.wrote()
+        self._reads.inserted()
         inserted = self._fill_all(self.conn, tables)
         if inserted:
             self._log_rows(inserted)
         return self._check_isolation(self.state, revision=check) if check else []
 
     def _log_rows(self, inserted: tuple[tuple[str, Mapping[str, Any]], ...]) -> None:
-        self._reads.wrote({tuple(table.split(".", 1)) for table, _ in inserted})
+        self._reads.inserted({tuple(table.split(".", 1)) for table, _ in inserted})
         self.log.append(LoggedStep("seed", rows=inserted))
         self.path.append(self.state)
         self.session.coverage.seeded_rows += len(inserted)
@@ -248,7 +248,7 @@ class Trial:
         # added in between forgives the rows they refer to (see data.check_round_trip).
         before = self._reads.now(foreign_keys=logged.op == "downgrade" and bool(self._round_trips))
         rows_before = before.rows
-        self._reads.wrote()
+        self._reads.migrated()
         outcome = run()
         self.log.append(logged)
         self.path.append(before_state)

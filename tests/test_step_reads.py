@@ -33,7 +33,7 @@ def test_a_reading_is_reused_until_the_harness_writes(pg_conn: psycopg.Connectio
     with_keys = reads.now(foreign_keys=True)
     assert with_keys.rows is first.rows and with_keys.foreign_keys == foreign_keys(pg_conn)
     # A write hinted at one table is read whole, also where a trigger of it wrote elsewhere.
-    reads.wrote({("public", "child")})
+    reads.inserted({("public", "child")})
     pg_conn.execute("INSERT INTO child (parent_id) VALUES (1)")
     after = reads.now()
     assert _matches(after, pg_conn)
@@ -57,7 +57,26 @@ def test_a_step_is_read_again_whole(pg_conn: psycopg.Connection) -> None:
     pg_conn.execute(SCHEMA)
     reads = StepReads(pg_conn, exclude=())
     reads.now()
-    reads.wrote()
+    reads.migrated()
     pg_conn.execute("DROP TABLE audit CASCADE; ALTER TABLE parent ADD COLUMN n int DEFAULT 7;"
                     "UPDATE child SET parent_id = NULL")
     assert _matches(reads.now(), pg_conn)
+
+
+def test_an_insert_whose_trigger_changed_tables_is_still_read_right(pg_conn: psycopg.Connection) -> None:
+    """After the harness's inserts only the rows are expected to change; a trigger that drops or
+    creates a table is caught by the table list read alongside."""
+    pg_conn.execute(SCHEMA + """
+    CREATE TABLE gone (n int); INSERT INTO gone VALUES (1);
+    CREATE FUNCTION reshape() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.name = 'drop' THEN DROP TABLE gone; ELSE CREATE TABLE born (n int); END IF;
+        RETURN NEW; END $$;
+    CREATE TRIGGER reshape AFTER INSERT ON parent FOR EACH ROW EXECUTE FUNCTION reshape();
+    """)
+    reads = StepReads(pg_conn, exclude=())
+    reads.now()
+    for name in ("drop", "create"):
+        reads.inserted({("public", "parent")})
+        pg_conn.execute("INSERT INTO parent (name) VALUES (%s)", (name,))
+        assert _matches(reads.now(), pg_conn)
+    assert ("public", "born") in reads.now().rows.tables

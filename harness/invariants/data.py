@@ -153,8 +153,8 @@ class RowReader:
     that keeps rows across many steps then moves only the rows a step or a fill touched.
 
     Each read takes two round trips in the common case (the table list; then the digests, and
-    the rows of tables new or changed in structure or named ``touched``), a third for tables
-    whose digest changed. Each runs in its own read-only transaction: nothing else writes to a
+    the rows of tables new or changed in structure or named ``touched``), one when only rows
+    changed since the last (``rows_only``), one more for tables whose digest changed. Each runs in its own read-only transaction: nothing else writes to a
     scratch database while the harness reads it.
     """
 
@@ -164,35 +164,66 @@ class RowReader:
         self._cache: RowsCache | None = {} if cached else None
         self._sources: dict[Listed, str] = {}
         """Each table's :func:`_row_source`, rendered once."""
+        self._tables: list[Listed] | None = None
+        """The tables as the last read listed them."""
 
     def read(
         self, conn: psycopg.Connection, *, touched: Collection[TableName] = (),
-        also: Sequence[Named] = (),
+        also: Sequence[Named] = (), rows_only: bool = False,
     ) -> tuple[RowsSnapshot, list[list[tuple[Any, ...]]]]:
         """The rows now, and the rows of each statement of ``also``, run in the first round trip
         (each prepared once on ``conn``).
 
         ``touched`` names tables known to have changed rows (a fill's): they are read without
-        waiting for their digest.
+        waiting for their digest. ``rows_only`` says that only rows may have changed since the
+        last read, no table (the harness inserted rows): the digests and the touched tables'
+        rows then go in the first round trip, with the table list that confirms it.
         """
+        tables = self._tables
+        if rows_only and self._cache is not None and tables is not None:
+            fresh = [i for i, table in enumerate(tables) if table[0] in touched]
+            digest = [*(i for i in range(len(tables)) if i not in fresh), *fresh]
+            try:
+                [listed, *results] = read_pipelined(
+                    conn, [TABLES, *also, *self._queries(conn, tables, fresh, digest)])
+            except psycopg.Error:  # a table gone or altered after all: read as after any step
+                listed = None
+            if listed is not None and self._listed(listed) == tables:
+                rows, digests = self._results(results[len(also):], tables, fresh, digest)
+                return self._update(conn, tables, rows, digests, digest[:len(digest) - len(fresh)]), \
+                    results[:len(also)]
         [listed, *found] = read_pipelined(conn, [TABLES, *also])
-        tables: list[Listed] = [
-            ((schema, name), kind, tuple(map(ComparedColumn, names, types, categories)))
-            for schema, name, kind, names, types, categories in listed
-            if (schema, name) not in self._excluded
-        ]
+        tables = self._listed(listed)
         cache = self._cache
         if cache is None:
-            rows, _ = self._rows(conn, tables, range(len(tables)), ())
+            everything = range(len(tables))
+            rows, _ = self._results(read_pipelined(conn, self._queries(conn, tables, everything, ())),
+                                    tables, everything, ())
             return RowsSnapshot({name: rows[i] for i, (name, _, _) in enumerate(tables)}), found
         known = {i for i, (name, _, columns) in enumerate(tables)
                  if name in cache and cache[name][0][0] == columns}
-        fresh = {i for i in range(len(tables)) if i not in known or tables[i][0] in touched}
-        digested = sorted(known - fresh)
-        rows, digests = self._rows(conn, tables, sorted(fresh), digested, digest_fresh=True)
+        fresh = sorted(i for i in range(len(tables)) if i not in known or tables[i][0] in touched)
+        digested = sorted(known - set(fresh))
+        digest = [*digested, *fresh]
+        rows, digests = self._results(read_pipelined(conn, self._queries(conn, tables, fresh, digest)),
+                                      tables, fresh, digest)
+        return self._update(conn, tables, rows, digests, digested), found
+
+    def _listed(self, listed: list[tuple[Any, ...]]) -> list[Listed]:
+        return [((schema, name), kind, tuple(map(ComparedColumn, names, types, categories)))
+                for schema, name, kind, names, types, categories in listed
+                if (schema, name) not in self._excluded]
+
+    def _update(self, conn: psycopg.Connection, tables: list[Listed], rows: dict[int, TableRows],
+                digests: dict[int, tuple[Any, ...]], digested: list[int]) -> RowsSnapshot:
+        """The snapshot, once the tables whose digest changed are read again; the cache
+        brought up to date."""
+        cache = self._cache
+        assert cache is not None
         stale = [i for i in digested if cache[tables[i][0]][0][1] != digests[i]]
         if stale:
-            rows.update(self._rows(conn, tables, stale, ())[0])
+            rows.update(self._results(read_pipelined(conn, self._queries(conn, tables, stale, ())),
+                                      tables, stale, ())[0])
         snapshot = {}
         for i, (name, _, columns) in enumerate(tables):
             if i in rows:
@@ -202,30 +233,35 @@ class RowReader:
             del cache[name]
         listed = set(tables)
         self._sources = {table: text for table, text in self._sources.items() if table in listed}
-        return RowsSnapshot(snapshot), found
+        self._tables = tables
+        return RowsSnapshot(snapshot)
 
     def _source(self, conn: psycopg.Connection, table: Listed) -> str:
         if table not in self._sources:
             self._sources[table] = _row_source(*table).as_string(conn)
         return self._sources[table]
 
-    def _rows(
-        self, conn: psycopg.Connection, tables: list[Listed], read: Collection[int],
-        digested: Collection[int], *, digest_fresh: bool = False,
-    ) -> tuple[dict[int, TableRows], dict[int, tuple[Any, ...]]]:
-        """Rows of the tables at positions ``read`` and digests of those at ``digested`` (and
-        of ``read`` too with ``digest_fresh``), in one round trip."""
-        digest = [*digested, *(read if digest_fresh else ())]
-        queries = [" UNION ALL ".join(parts) for parts in (
+    def _queries(self, conn: psycopg.Connection, tables: list[Listed], read: Sequence[int],
+                 digest: Sequence[int]) -> list[str]:
+        """The digests of the tables at positions ``digest``, then the rows of those at
+        ``read``: one statement each, none for an empty list."""
+        return [" UNION ALL ".join(parts) for parts in (
             [_DIGEST.format(index=i, source=self._source(conn, tables[i])) for i in digest],
             [f"SELECT {i}, {self._source(conn, tables[i])}" for i in read],
         ) if parts]
-        results = iter(read_pipelined(conn, queries)) if queries else iter(())
-        digests = {i: tuple(value) for i, value in next(results)} if digest else {}
+
+    @staticmethod
+    def _results(
+        results: list[list[tuple[Any, ...]]], tables: list[Listed], read: Sequence[int],
+        digest: Sequence[int],
+    ) -> tuple[dict[int, TableRows], dict[int, tuple[Any, ...]]]:
+        """What :meth:`_queries` read: rows and digests by position."""
+        found = iter(results)
+        digests = {i: tuple(value) for i, value in next(found)} if digest else {}
         rows: dict[int, list[Row]] = {i: [] for i in read}
-        for index, values in next(results, ()) if read else ():
+        for index, values in next(found, ()) if read else ():
             rows[index].append(tuple(values))
-        return {i: TableRows(tables[i][2], tuple(found)) for i, found in rows.items()}, digests
+        return {i: TableRows(tables[i][2], tuple(values)) for i, values in rows.items()}, digests
 
 
 def read_pipelined(
