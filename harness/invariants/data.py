@@ -162,10 +162,8 @@ class RowReader:
                  cached: bool = True) -> None:
         self._excluded = set(exclude)
         self._cache: RowsCache | None = {} if cached else None
-        self._sources: dict[Listed, str] = {}
-        """Each table's :func:`_row_source`, rendered once."""
-        self._tables: list[Listed] | None = None
-        """The tables as the last read listed them."""
+        self._sources: dict[Listed, str] = {}  # each table's _row_source, rendered once
+        self._tables: list[Listed] | None = None  # the tables as the last read listed them
 
     def read(
         self, conn: psycopg.Connection, *, touched: Collection[TableName] = (),
@@ -210,9 +208,8 @@ class RowReader:
         return self._update(conn, tables, rows, digests, digested), found
 
     def _listed(self, listed: list[tuple[Any, ...]]) -> list[Listed]:
-        return [((schema, name), kind, tuple(map(ComparedColumn, names, types, categories)))
-                for schema, name, kind, names, types, categories in listed
-                if (schema, name) not in self._excluded]
+        return [((schema, name), kind, tuple(map(ComparedColumn, names, types, categories))) for schema,
+                name, kind, names, types, categories in listed if (schema, name) not in self._excluded]
 
     def _update(self, conn: psycopg.Connection, tables: list[Listed], rows: dict[int, TableRows],
                 digests: dict[int, tuple[Any, ...]], digested: list[int]) -> RowsSnapshot:
