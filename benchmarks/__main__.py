@@ -26,6 +26,10 @@ Sections:
 A section that fails (say, a walk that finds a defect while others change the harness) is
 reported as such and the others still run: one broken section must not cost a long run's figures.
 
+Beside wall-clock seconds, the scale and walk sections give CPU seconds (this process and the
+embedded server, :mod:`benchmarks.cpu`) and their ratio, which holds on a loaded machine where the
+wall-clock ratio wanders with the other jobs.
+
 Results are printed as a table and written as JSON (``docs/speed.json``) with a plot
 (``docs/speed.svg``).
 """
@@ -59,6 +63,7 @@ from harness.trial import Trial
 
 from . import alternative
 from .bench_snapshot import schema
+from .cpu import cpu_seconds
 from .floor import run_floor
 from .histories import write_history
 from .plot import line_chart
@@ -71,7 +76,7 @@ BUNDLED_INI = ROOT / "alembic.ini"
 PARTS = {
     "schema snapshots": ("harness/snapshot/reader.py", "read_snapshot"),
     "migration steps (env.py runs)": ("harness/runner.py", "_execute"),
-    "row captures (data check)": ("harness/invariants/data.py", "capture_rows"),
+    "step reads (rows, sequences, keys)": ("harness/step_reads.py", "now"),
     "isolation checks": ("harness/invariants/isolation.py", "check_isolation"),
     "schema diffs": ("harness/snapshot/diff.py", "diff_snapshots"),
     "clone databases": ("harness/server/base.py", "create_database"),
@@ -89,12 +94,17 @@ def median_of(repeat: int, action: Callable[[], float]) -> float:
 
 
 def timed_sweep(server: Server, ini: Path) -> float:
+    return cpu_timed_sweep(server, ini)[0]
+
+
+def cpu_timed_sweep(server: Server, ini: Path) -> tuple[float, float | None]:
+    """Wall-clock and CPU seconds (see :mod:`benchmarks.cpu`) of one sweep."""
     started = time.perf_counter()
-    result = sweep(load_settings(ini, **OPTIONS), server=server)
+    result, cpu = cpu_seconds(server, lambda: sweep(load_settings(ini, **OPTIONS), server=server))
     elapsed = time.perf_counter() - started
     if not result.ok:
         raise RuntimeError(f"the sweep of {ini} found something: {[v.headline() for v in result.violations]}")
-    return elapsed
+    return elapsed, cpu
 
 
 def floor_on_fresh_database(server: Server, ini: Path) -> float:
@@ -102,15 +112,25 @@ def floor_on_fresh_database(server: Server, ini: Path) -> float:
         return run_floor(ini, database.sqlalchemy_url("psycopg"))
 
 
+def floor_cpu(server: Server, ini: Path, repeat: int) -> tuple[float, float | None]:
+    """The floor's median wall-clock and median CPU seconds over ``repeat`` runs."""
+    runs = [cpu_seconds(server, lambda: floor_on_fresh_database(server, ini)) for _ in range(repeat)]
+    cpus = [cpu for _, cpu in runs if cpu is not None]
+    return statistics.median(wall for wall, _ in runs), statistics.median(cpus) if cpus else None
+
+
 def bench_scale(server: Server, work: Path, sizes: list[int], repeat: int) -> list[dict[str, Any]]:
     rows = []
     for n in sizes:
         ini = write_history(work / f"history-{n}", n)
-        floor = median_of(repeat, lambda: floor_on_fresh_database(server, ini))
-        swept = timed_sweep(server, ini)
+        floor, floor_cpu_s = floor_cpu(server, ini, repeat)
+        swept, sweep_cpu_s = cpu_timed_sweep(server, ini)
+        cpu_ratio = sweep_cpu_s / floor_cpu_s if sweep_cpu_s and floor_cpu_s else None
         rows.append({"revisions": n, "floor_s": floor, "sweep_s": swept, "ratio": swept / floor,
-                     "sweep_ms_per_revision": swept / n * 1000})
-        print(f"  {n:>4} revisions: floor {floor:7.2f} s  sweep {swept:7.2f} s  x{swept / floor:5.1f}", flush=True)
+                     "sweep_ms_per_revision": swept / n * 1000, "floor_cpu_s": floor_cpu_s,
+                     "sweep_cpu_s": sweep_cpu_s, "cpu_ratio": cpu_ratio})
+        cpu = f"  CPU {sweep_cpu_s:.2f} s / {floor_cpu_s:.2f} s = x{cpu_ratio:.1f}" if cpu_ratio else ""
+        print(f"  {n:>4} revisions: floor {floor:7.2f} s  sweep {swept:7.2f} s  x{swept / floor:5.1f}{cpu}", flush=True)
     return rows
 
 
@@ -148,15 +168,18 @@ def walk_against_floor(server: Server, ini: Path) -> dict[str, Any]:
     """The walk's migration steps per second on ``ini``, seeding and checks included, against
     the floor's on the same history and server (a linear history: the floor runs it up, down, up)."""
     started = time.perf_counter()
-    result = walk(load_settings(ini, **OPTIONS), profile="dev", seed=20261115, server=server)
+    result, cpu = cpu_seconds(server, lambda: walk(load_settings(ini, **OPTIONS), profile="dev", seed=20261115,
+                                                   server=server))
     took = time.perf_counter() - started
     if not result.ok:
         raise RuntimeError(f"the walk of {ini} found something: {[v.headline() for v in result.violations]}")
     floor_steps = 3 * len(Session(load_settings(ini), server).project.graph.revisions)
-    floor = median_of(3, lambda: floor_on_fresh_database(server, ini))
+    floor, floor_cpu_s = floor_cpu(server, ini, 3)
     steps = result.coverage["steps"]
+    cpu_ratio = (cpu / steps) / (floor_cpu_s / floor_steps) if cpu and floor_cpu_s else None
     return {"walk_s": took, "migration_steps": steps, "steps_per_s": steps / took,
-            "floor_steps_per_s": floor_steps / floor, "per_step_ratio": (floor_steps / floor) / (steps / took)}
+            "floor_steps_per_s": floor_steps / floor, "per_step_ratio": (floor_steps / floor) / (steps / took),
+            "walk_cpu_s": cpu, "floor_cpu_s": floor_cpu_s, "per_step_cpu_ratio": cpu_ratio}
 
 
 def bench_walk(server: Server, work: Path, examples: int) -> dict[str, Any]:
@@ -248,10 +271,13 @@ def render(results: dict[str, Any]) -> str:
     lines = [f"PostgreSQL {results['machine']['postgresql']}, {results['machine']['cpus']} CPUs, "
              f"load {results['machine']['load_before']} before, {results['machine']['load_after']} after"]
     if isinstance(results.get("scale"), list):
-        lines += ["", "| revisions | floor (s) | sweep (s) | sweep / floor | sweep ms per revision |",
-                  "|---:|---:|---:|---:|---:|"]
+        lines += ["", "| revisions | floor (s) | sweep (s) | sweep / floor | sweep ms per revision "
+                      "| CPU: floor (s) | CPU: sweep (s) | CPU: sweep / floor |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['revisions']} | {r['floor_s']:.2f} | {r['sweep_s']:.2f} | {r['ratio']:.1f}x | "
-                  f"{r['sweep_ms_per_revision']:.0f} |" for r in results["scale"]]
+                  f"{r['sweep_ms_per_revision']:.0f} | {_figure(r.get('floor_cpu_s'))} | "
+                  f"{_figure(r.get('sweep_cpu_s'))} | {_figure(r.get('cpu_ratio'), 1, 'x')} |"
+                  for r in results["scale"]]
     if results.get("alternative") and "error" not in results["alternative"]:
         a = results["alternative"]
         lines += ["", f"pytest-alembic ({a['tool']}, {' + '.join(a['tests'])}) on {a['revisions']} revisions: "
@@ -267,7 +293,8 @@ def render(results: dict[str, Any]) -> str:
         for label, entry in (("bundled history", w), ("generated 100 revisions", w["generated_100"])):
             lines += [f"walk ({label}, profile {w['profile']}): {entry['migration_steps']} migration steps in "
                       f"{entry['walk_s']:.1f} s = {entry['steps_per_s']:.1f} steps/s; floor "
-                      f"{entry['floor_steps_per_s']:.1f} steps/s; per-step cost {entry['per_step_ratio']:.1f}x the floor's"]
+                      f"{entry['floor_steps_per_s']:.1f} steps/s; per-step cost {entry['per_step_ratio']:.1f}x the floor's"
+                      f" (CPU: {_figure(entry.get('per_step_cpu_ratio'), 1, 'x')})"]
         lines += [f"fresh example {w['fresh_example_ms']:.1f} ms median, {w['fresh_example_p90_ms']:.1f} ms p90"]
     if results.get("shrink") and "error" not in results["shrink"]:
         k = results["shrink"]
@@ -284,6 +311,10 @@ def render(results: dict[str, Any]) -> str:
     lines += [f"\n{name}: FAILED: {entry['error']}" for name, entry in results.items()
               if isinstance(entry, dict) and "error" in entry]
     return "\n".join(lines)
+
+
+def _figure(value: float | None, digits: int = 2, unit: str = "") -> str:
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
 
 
 def plot(results: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from .seeding import read_catalog
 from .seeding.filling import Tenancy, fill
 from .session import Session
 from .step_check import check_step
+from .step_reads import StepReads
 from .violations import Violation
 
 
@@ -99,6 +100,7 @@ class Trial:
             self.conn = psycopg.connect(self.database.dsn, autocommit=True)
             self.runner = project.runner(self.database)
             self._schema = SchemaWatch(session, self.conn, start)
+            self._reads = StepReads(self.conn, self._exclude)
         except BaseException:
             session.server.drop_database(self.database.name)
             raise
@@ -110,7 +112,6 @@ class Trial:
             # The upgrades that made the template ran before this trial: every row they left
             # (the reference rows, not the filler's) is theirs, and a downgrade may remove it.
             self._added.add(data.RowsSnapshot({}), reference)
-        self._rows: data.RowsCache = {}
         # Tables (schema.table) created or restructured since the last fill; None: every table.
         self._unfilled: set[str] | None = set() if filled else None
         self._created: set[str] = set()
@@ -171,6 +172,7 @@ class Trial:
         """Insert rows with ``insert`` (which returns ``(table, record)`` for each row that went
         in, in order), check isolation. A hole seen only now was there before the rows: the
         revision that opened it is blamed (see :mod:`harness.blame`)."""
+        self._reads.inserted()
         self._log_rows(tuple(insert(self.conn)))
         found = self._check_isolation(self.state, revision=None)
         column = found and self._isolation_setup(self.state).tenant_column
@@ -194,12 +196,14 @@ class Trial:
         self._created -= tables or set()
         if tables is not None and not tables:
             return []
+        self._reads.inserted()
         inserted = self._fill_all(self.conn, tables)
         if inserted:
             self._log_rows(inserted)
         return self._check_isolation(self.state, revision=check) if check else []
 
     def _log_rows(self, inserted: tuple[tuple[str, Mapping[str, Any]], ...]) -> None:
+        self._reads.inserted({tuple(table.split(".", 1)) for table, _ in inserted})
         self.log.append(LoggedStep("seed", rows=inserted))
         self.path.append(self.state)
         self.session.coverage.seeded_rows += len(inserted)
@@ -221,8 +225,8 @@ class Trial:
         return tuple((table, record) for table, rows in records.items() for record in rows)
 
     def rows(self) -> data.RowsSnapshot:
-        """Every row now, read through this database's cache (cheap when little changed)."""
-        return data.capture_rows(self.conn, exclude=self._exclude, cache=self._rows)
+        """Every row now (no round trip when the harness wrote nothing since the last read)."""
+        return self._reads.now().rows
 
     def replay(self, step: LoggedStep) -> list[Violation]:
         """Run a logged step again: migrations through Alembic, rows inserted verbatim in the
@@ -245,11 +249,11 @@ class Trial:
 
     def _move(self, logged: LoggedStep, run: Callable[[], StepOutcome], *, canonical: bool = False) -> list[Violation]:
         before_state = self.state
-        rows_before = self.rows()
-        # Read before the step, which may drop them: a round trip with rows added in between
-        # forgives the rows they refer to (see data.check_round_trip).
-        keys = data.foreign_keys(self.conn) if logged.op == "downgrade" and self._round_trips else ()
-        sequences_before = sequences.read_sequences(self.conn)
+        # Foreign keys are read before the step, which may drop them: a round trip with rows
+        # added in between forgives the rows they refer to (see data.check_round_trip).
+        before = self._reads.now(foreign_keys=logged.op == "downgrade" and bool(self._round_trips))
+        rows_before = before.rows
+        self._reads.migrated()
         checked = check_step(self.session.project, self.conn, self._schema, run, command=logged.as_command(),
                              revision=logged.revision, rows=rows_before.counts(), canonical=canonical)
         self.log.append(logged)
@@ -264,12 +268,11 @@ class Trial:
             structural, created = self.session.references.tables_changed(before_state, self.state)
             self._unfilled |= structural
             self._created |= created
-        rows_after = self.rows()
-        violations += self._check_data(logged.op, revision, checked.ran, before_state, rows_before, rows_after,
-                                       keys)
+        after = self._reads.now()
+        violations += self._check_data(logged.op, revision, checked.ran, before_state, rows_before, after.rows,
+                                       before.foreign_keys or ())
         violations += sequences.check_sequences(
-            sequences_before, sequences.read_sequences(self.conn), rows_after,
-            revision=revision, direction=logged.op)
+            before.sequences, after.sequences, after.rows, revision=revision, direction=logged.op)
         violations += self._check_isolation(self.state, revision=revision)
         return violations
 
@@ -318,6 +321,7 @@ class Trial:
         setup = self._isolation_setup(state)
         if setup is None:
             return []
+        self._reads.drew()
         return isolation.check_isolation(self.conn, setup, revision=revision)
 
     def _cover(self, before_state: State, logged: LoggedStep, rows_before: data.RowsSnapshot) -> None:

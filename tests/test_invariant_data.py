@@ -9,7 +9,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.invariants.data import (
-    AddedRows, capture_rows, check_round_trip, check_step, foreign_keys, rows_added,
+    AddedRows, RowReader, capture_rows, check_round_trip, check_step, foreign_keys, rows_added,
 )
 
 EVENTS = """
@@ -246,24 +246,42 @@ def test_capture_reads_every_row_of_a_small_schema(pg_conn: psycopg.Connection) 
     assert sum(len(t.rows) for t in snapshot.tables.values()) == 1000
 
 
-def test_a_cached_capture_reads_again_only_the_tables_whose_rows_changed(
+def test_a_reader_reads_again_only_the_tables_whose_rows_changed(
     pg_conn: psycopg.Connection,
 ) -> None:
     pg_conn.execute(EVENTS)
-    cache: dict = {}
-    first = capture_rows(pg_conn, cache=cache)
+    reader = RowReader()
+    first, _ = reader.read(pg_conn)
     assert first == capture_rows(pg_conn)
     pg_conn.execute("UPDATE events SET label = 'b' WHERE id = 1; ALTER TABLE ledger ADD COLUMN n int")
-    second = capture_rows(pg_conn, cache=cache)
+    second, _ = reader.read(pg_conn)
     assert second == capture_rows(pg_conn)
     assert ("1", "12.50", "b", "true") in second.tables["public", "events"].rows
     assert [c.name for c in second.tables["public", "ledger"].columns] == ["id", "memo", "n"]
     pg_conn.execute("INSERT INTO events VALUES (4, 0, NULL, NULL)")
-    third = capture_rows(pg_conn, cache=cache)
+    third, _ = reader.read(pg_conn)
     # The unchanged table is the very value read before: its rows did not cross the wire again.
     assert third.tables["public", "ledger"] is second.tables["public", "ledger"]
     assert third == capture_rows(pg_conn)
     # Rows put back as they were digest as before: nothing to read again.
     pg_conn.execute("INSERT INTO ledger VALUES (3, 'kept', NULL)")
     pg_conn.execute("DELETE FROM ledger WHERE id = 3")
-    assert capture_rows(pg_conn, cache=cache).tables["public", "ledger"] is second.tables["public", "ledger"]
+    assert reader.read(pg_conn)[0].tables["public", "ledger"] is second.tables["public", "ledger"]
+    # A table said to be touched is read again whatever its digest; the statements asked for
+    # run alongside.
+    fourth, [[(one,)]] = reader.read(pg_conn, touched=[("public", "ledger")], also=[("harness_test_one", "SELECT 1")])
+    assert fourth.tables["public", "ledger"] is not second.tables["public", "ledger"]
+    assert fourth == capture_rows(pg_conn) and one == 1
+
+
+def test_a_reader_sees_a_table_dropped_and_created_again_with_other_rows(
+    pg_conn: psycopg.Connection,
+) -> None:
+    pg_conn.execute(EVENTS)
+    reader = RowReader()
+    reader.read(pg_conn)
+    pg_conn.execute("DROP TABLE ledger; CREATE TABLE ledger (id integer PRIMARY KEY, memo text);"
+                    "INSERT INTO ledger VALUES (9, 'new')")
+    assert reader.read(pg_conn)[0].tables["public", "ledger"].rows == (("9", "new"),)
+    pg_conn.execute("DROP TABLE ledger")
+    assert ("public", "ledger") not in reader.read(pg_conn)[0].tables

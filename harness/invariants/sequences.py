@@ -15,7 +15,7 @@ created (or re-created) the sequence behind existing rows or moved it back.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from typing import Any, Iterable, Mapping
 
 import psycopg
 
@@ -42,6 +42,9 @@ SELECT cn.nspname, c.relname, a.attname, s.seqrelid, quote_ident(sn.nspname) || 
  WHERE cn.nspname <> 'information_schema' AND cn.nspname !~ '^pg_'
 """
 
+OWNED = ("harness_owned_sequences", _OWNED)
+"""The statement :func:`read_sequences` runs, under the name it is prepared as."""
+
 ColumnName = tuple[str, str, str]
 
 
@@ -59,10 +62,14 @@ class Sequence:
 
 def read_sequences(conn: psycopg.Connection) -> dict[ColumnName, Sequence]:
     """Every column-owned sequence, keyed by (schema, table, column), in one query."""
+    return sequences_of(conn.execute(_OWNED).fetchall())
+
+
+def sequences_of(rows: Iterable[tuple[Any, ...]]) -> dict[ColumnName, Sequence]:
+    """The sequences in the rows :data:`OWNED` read."""
     return {
         (schema, table, column): Sequence(oid, name, increment, next_value, identity)
-        for schema, table, column, oid, name, increment, next_value, identity
-        in conn.execute(_OWNED)
+        for schema, table, column, oid, name, increment, next_value, identity in rows
     }
 
 

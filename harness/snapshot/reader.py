@@ -9,12 +9,11 @@ whatever the session or server configuration, and the caller's session is left a
 
 from __future__ import annotations
 
-import weakref
-
 import psycopg
 from psycopg import sql
 
 from ..errors import HarnessError
+from ..prepared import execute_prepared
 from .model import Snapshot
 from .queries import SCOPE_SETTING, STATEMENT, VERSION_TABLE_SETTING
 
@@ -81,7 +80,7 @@ def read_snapshot(
     # Pipelined: BEGIN, the settings and the statement go in one round trip, not three.
     with conn.pipeline(), conn.transaction():
         setup = conn.execute(_SETUP, {"schema": schema, "table": table, "scope": scope})
-        rows = _execute_prepared(conn, name, statement)
+        rows = execute_prepared(conn, name, statement)
         version_oid = setup.fetchone()[-1]
         for key, owner_table, attributes, referenced in rows.fetchall():
             if key is None:
@@ -102,28 +101,6 @@ def read_snapshot(
         tables=dict(sorted(tables.items())),
     )
     return snapshot, summary
-
-
-_prepared: weakref.WeakKeyDictionary[psycopg.Connection, set[str]] = weakref.WeakKeyDictionary()
-"""Statements prepared on each connection: planning the snapshot's statement costs about as
-much as running it on a small schema, so a connection that takes many plans it once."""
-
-
-def _execute_prepared(conn: psycopg.Connection, name: str, statement: str) -> psycopg.Cursor:
-    """Run ``statement`` as the session's prepared statement ``name``, preparing it once.
-
-    A prepared statement of the session, not psycopg's: psycopg forgets its own after every
-    ROLLBACK or DROP on the connection, and the checks that share it roll back often.
-    Prepared here inside the snapshot's transaction, so under its pinned ``search_path``.
-    """
-    names = _prepared.setdefault(conn, set())
-    if name not in names:
-        # psycopg answers a ROLLBACK or a DROP on a connection where it prepared statements of
-        # its own with DEALLOCATE ALL, which would take this one too: it prepares none here.
-        conn.prepare_threshold = None
-        conn.execute(f"PREPARE {name} AS {statement}", prepare=False)
-        names.add(name)
-    return conn.execute(f"EXECUTE {name}", prepare=False)
 
 
 def _versions(conn: psycopg.Connection, schema: str, table: str) -> tuple[tuple[str | None, ...], ...]:

@@ -1,0 +1,33 @@
+"""Statements the harness runs many times on one connection, prepared once per connection.
+
+Planning a catalog statement often costs as much as running it on a small schema (the snapshot's
+statement, the list of tables a row capture reads, the sequences a column owns): a connection
+that runs them after every step plans each once.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import psycopg
+
+_prepared: weakref.WeakKeyDictionary[psycopg.Connection, set[str]] = weakref.WeakKeyDictionary()
+"""Statements prepared on each connection."""
+
+
+def execute_prepared(conn: psycopg.Connection, name: str, statement: str) -> psycopg.Cursor:
+    """Run ``statement`` as the session's prepared statement ``name``, preparing it once.
+
+    A prepared statement of the session, not psycopg's: psycopg forgets its own after every
+    ROLLBACK or DROP on the connection, and the checks that share it roll back often.
+    Prepared under the settings of the transaction it is first run in (a ``search_path``
+    pinned there stays the statement's).
+    """
+    names = _prepared.setdefault(conn, set())
+    if name not in names:
+        # psycopg answers a ROLLBACK or a DROP on a connection where it prepared statements of
+        # its own with DEALLOCATE ALL, which would take this one too: it prepares none here.
+        conn.prepare_threshold = None
+        conn.execute(f"PREPARE {name} AS {statement}", prepare=False)
+        names.add(name)
+    return conn.execute(f"EXECUTE {name}", prepare=False)
