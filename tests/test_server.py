@@ -86,9 +86,12 @@ def test_unknown_server_version_names_what_was_found() -> None:
 
 _CHILD = textwrap.dedent(
     """
-    import json, sys, time
+    import json, signal, sys, time
     from harness.server import open_server
     from harness.settings import Settings
+    # Ctrl-C as a terminal sends it: a suite started in the background (`cmd &`, nohup) hands
+    # its children SIGINT ignored, and the test would wait for a signal that never arrives.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with open_server(Settings()) as server:
         db = server.create_database()
         print(json.dumps({"dir": str(server.directory), "dsn": server.dsn(), "db": db.name}), flush=True)
