@@ -152,9 +152,9 @@ PROFILES: dict[str, Profile] = {
                        duration=4 * 3600),
 }
 """Budgets by use: a quick look at a desk, minutes in CI, hours at night. Nightly examples are
-30 steps (at 60 they overran Hypothesis's budget per example more often). Still open: nightly
-walks of the bundled history discard 13-20 % of examples as overruns, see docs/ci.md. Here, not
-beside the machine, so that ``harness --help`` lists them without loading Hypothesis."""
+30 steps (at 60 they overran Hypothesis's budget per example more often; see docs/ci.md for
+what a nightly walk discards). Here, not beside the machine, so that ``harness --help`` lists
+them without loading Hypothesis."""
 
 def profile(name: str) -> Profile:
     """The budget of the profile ``name``; an unknown name is an error listing the known ones."""
