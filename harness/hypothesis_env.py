@@ -38,6 +38,8 @@ def without_local_constants() -> Iterator[None]:
         for field, values in vars(original()).items()
     })
     cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if not hasattr(cache, "max_size"):
+        cache = None
     providers._get_local_constants = lambda: empty
     if cache is not None:
         providers.CONSTANTS_CACHE = type(cache)(cache.max_size)
