@@ -91,6 +91,7 @@ class RevisionGraph:
         self.heads: State = frozenset(r for r in self.revisions if not self._children[r])
         # Revisions that need nothing. A root with depends_on is a base to Alembic, not here.
         self.bases: State = frozenset(r for r in self.revisions if not self._parents[r])
+        self._upgraded: dict[tuple[State, str], State] = {}
 
     @classmethod
     def load(cls, config: Config) -> RevisionGraph:
@@ -215,6 +216,14 @@ class RevisionGraph:
 
     def after_upgrade(self, state: State, rev: str) -> State:
         """What ``alembic_version`` holds after applying ``rev`` in ``state``."""
+        # Remembered: walking the canonical path to every state of a long history would
+        # otherwise cost the square of its length, per walk.
+        key = (state, rev)
+        if key not in self._upgraded:
+            self._upgraded[key] = self._after_upgrade(state, rev)
+        return self._upgraded[key]
+
+    def _after_upgrade(self, state: State, rev: str) -> State:
         applied = self.applied(state)
         missing = [p for p in self.parents(rev) if p not in applied]
         if rev in applied or missing:

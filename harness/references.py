@@ -94,6 +94,8 @@ class References:
         self._roots_between: dict[frozenset[State], frozenset[str]] = {}
         self._tables_changed: dict[tuple[State, State], tuple[frozenset[str], frozenset[str]]] = {}
         self._derived: dict[tuple[str, State], tuple[str, Any]] = {}
+        self._patched: set[State] = set()
+        """States whose reference was patched from another's (see :meth:`adopt`)."""
 
     def template(self, state: State) -> str:
         """The name of a database at ``state``; clone it, never connect to it for long."""
@@ -104,7 +106,9 @@ class References:
     def snapshot(self, state: State) -> Snapshot:
         """The schema every path to ``state`` must produce."""
         if state not in self._snapshots:
-            self.template(state)
+            name = self.template(state)
+            if state not in self._snapshots:  # the template outlived a patched reference
+                _read(self._server.dsn(name), lambda conn: self._take(state, conn))
         return self._snapshots[state]
 
     def read_at(self, state: State, read: Callable[[psycopg.Connection], T]) -> T:
@@ -191,22 +195,45 @@ class References:
         key = (a, b)
         if key not in self._tables_changed:
             differences = diff_snapshots(self.snapshot(a), self.snapshot(b))
-            self._tables_changed[key] = (
-                frozenset(d.table for d in differences if d.table is not None),
-                frozenset(d.table for d in differences
-                          if d.change == "added" and d.object.startswith("table ")),
-            )
+            structural = frozenset(d.table for d in differences if d.table is not None)
+
+            def made(change: str) -> frozenset[str]:
+                return frozenset(d.table for d in differences if d.change == change and d.object.startswith("table "))
+
+            # The step back changes the same tables and creates those this one drops.
+            self._tables_changed[key] = (structural, made("added"))
+            self._tables_changed[(b, a)] = (structural, made("removed"))
         return self._tables_changed[key]
 
-    def adopt(self, state: State, snapshot: Snapshot) -> None:
+    def adopt(self, state: State, snapshot: Snapshot, *, patched: bool = False) -> None:
         """Take ``snapshot`` as the reference of ``state`` without building its template.
 
         For a caller that reached ``state`` by its canonical last step from a database already
         verified equal to the previous state's reference: the schema is the reference's by
         construction, and the clone, step and snapshot of building it would be spent twice.
         The template is still built if someone asks for it.
+
+        ``patched`` says ``snapshot`` is the previous reference with what the step's change log
+        names read again (see :meth:`~harness.snapshot.Scope.patch`): it misses a change no event
+        trigger sees, so it is trusted to say two schemas are equal, never that they differ
+        (see :meth:`unpatch`).
         """
-        self._snapshots.setdefault(state, snapshot)
+        if state not in self._snapshots:
+            self._snapshots[state] = snapshot
+            if patched:
+                self._patched.add(state)
+
+    def unpatch(self) -> bool:
+        """Forget every patched reference, to build it whole from its template when next asked;
+        False if there was none. For a comparison that found differences against one."""
+        if not self._patched:
+            return False
+        for state in self._patched:
+            del self._snapshots[state]
+        self._patched.clear()
+        self._roots_between.clear()
+        self._tables_changed.clear()
+        return True
 
     def derived(self, kind: str, state: State, build: Callable[[psycopg.Connection], Any]) -> tuple[str, Any]:
         """A clone of ``state``'s template changed by ``build`` (say, filled with rows), made
@@ -235,9 +262,12 @@ class References:
         raise self._unreachable[state]
 
     def _store(self, state: State, database: Database) -> str:
-        with psycopg.connect(database.dsn, autocommit=True) as conn:
-            self._snapshots[state] = take_snapshot(conn, version_table=self._project.version_table)
+        _read(database.dsn, lambda conn: self._take(state, conn))
         return database.name
+
+    def _take(self, state: State, conn: psycopg.Connection) -> None:
+        self._snapshots[state] = take_snapshot(conn, version_table=self._project.version_table)
+        self._patched.discard(state)
 
 
 def _read(dsn: str, read: Callable[[psycopg.Connection], T]) -> T:

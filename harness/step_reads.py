@@ -21,6 +21,7 @@ from typing import Collection, Mapping
 import psycopg
 
 from .invariants import data, sequences
+from .invariants.row_reader import RowReader, read_pipelined
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,9 +37,11 @@ class Reading:
 class StepReads:
     """The reads of one scratch database, reused while the harness has not written to it."""
 
-    def __init__(self, conn: psycopg.Connection, exclude: Collection[data.TableName]) -> None:
+    def __init__(self, conn: psycopg.Connection, exclude: Collection[data.TableName], *,
+                 logged: bool = False) -> None:
+        """``logged``: the database has the harness's change log (see :class:`RowReader`)."""
         self._conn = conn
-        self._reader = data.RowReader(exclude)
+        self._reader = RowReader(exclude, logged=logged)
         self._last: Reading | None = None
         """The last reading, while it is current."""
         self._rows: data.RowsSnapshot | None = None
@@ -54,7 +57,7 @@ class StepReads:
             return last
         also = [sequences.OWNED, *([data.FOREIGN_KEYS] if foreign_keys else ())]
         if self._rows is not None:
-            found, rows = data.read_pipelined(self._conn, also), self._rows
+            found, rows = read_pipelined(self._conn, also), self._rows
         else:
             rows, found = self._reader.read(self._conn, touched=self._touched, also=also,
                                             rows_only=self._rows_only)

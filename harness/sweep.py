@@ -27,6 +27,7 @@ import psycopg
 
 from .graph import State
 from .invariants import data
+from .invariants.row_reader import capture_rows
 from .references import Unreachable
 from .seeding import read_catalog
 from .session import Session
@@ -116,7 +117,7 @@ def _rows_kept(session: Session, state: State, rows: data.RowsSnapshot) -> tuple
     inserts: what earlier revisions' fills left in the sweep's one database."""
     exclude = (session.project.version_table,)
     with psycopg.connect(session.server.dsn(session.references.template(state)), autocommit=True) as conn:
-        reference = data.capture_rows(conn, exclude=exclude)
+        reference = capture_rows(conn, exclude=exclude)
         parents_first = read_catalog(conn, exclude=exclude).keys()
     kept = []
     for key in parents_first:
@@ -138,7 +139,4 @@ def _record(columns: tuple[data.ComparedColumn, ...], row: data.Row) -> dict[str
 def _state_before(session: Session, revision: str) -> State:
     """The canonical state from which ``revision`` is applied: its dependencies, nothing more."""
     graph = session.project.graph
-    state: State = frozenset()
-    for step in graph.canonical_path(frozenset(graph.parents(revision))):
-        state = graph.after_upgrade(state, step.revision)
-    return state
+    return graph.state_of(graph.parents(revision))

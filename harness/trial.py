@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from .blame import opened_by
 from .graph import State, Step
 from .invariants import data, isolation, sequences
+from .invariants.row_reader import capture_rows
 from .pasteable import insert_statement
 from .references import Unreachable
 from .runner import StepOutcome
@@ -100,7 +101,7 @@ class Trial:
             self.conn = psycopg.connect(self.database.dsn, autocommit=True)
             self.runner = project.runner(self.database)
             self._schema = SchemaWatch(session, self.conn, start)
-            self._reads = StepReads(self.conn, self._exclude)
+            self._reads = StepReads(self.conn, self._exclude, logged=self._schema.tracking)
         except BaseException:
             session.server.drop_database(self.database.name)
             raise
@@ -211,7 +212,7 @@ class Trial:
     def _fill_template(self, conn: psycopg.Connection,
                        ) -> tuple[data.RowsSnapshot, tuple[tuple[str, Mapping[str, Any]], ...]]:
         """The rows the upgrades left in a template, then the filler's rows it was given."""
-        return data.capture_rows(conn, exclude=self._exclude), self._fill_all(conn)
+        return capture_rows(conn, exclude=self._exclude), self._fill_all(conn)
 
     def _fill_all(self, conn: psycopg.Connection, tables: Collection[str] | None = None,
                   ) -> tuple[tuple[str, Mapping[str, Any]], ...]:

@@ -9,8 +9,9 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.invariants.data import (
-    AddedRows, RowReader, capture_rows, check_round_trip, check_step, foreign_keys, rows_added,
+    AddedRows, check_round_trip, check_step, foreign_keys, rows_added,
 )
+from harness.invariants.row_reader import RowReader, capture_rows
 
 EVENTS = """
 CREATE TABLE events (id integer PRIMARY KEY, amount numeric(10,2), label varchar(20), seen boolean);

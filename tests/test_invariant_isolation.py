@@ -14,7 +14,8 @@ import pytest
 from psycopg import sql
 
 from harness.errors import HarnessError
-from harness.invariants.data import capture_rows, check_step
+from harness.invariants.data import check_step
+from harness.invariants.row_reader import capture_rows
 from harness.invariants.isolation import IsolationSetup, check_isolation, detect
 from harness.settings import Settings
 from harness.violations import Violation

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from harness.invariants.data import capture_rows
+from harness.invariants.row_reader import capture_rows
 from harness.invariants.sequences import check_sequences, read_sequences
 
 ORDERS = """

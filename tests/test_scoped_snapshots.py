@@ -157,6 +157,23 @@ def test_untracked_change_is_caught_at_the_end(tmp_path, pg_server: Server, scop
         assert found[0].revision == "r2"
 
 
+# The same catalog write, undone by the downgrade: a correct history, whose references the
+# sweep patches from the change log without it (no event trigger saw it).
+_UNTRACKED_BOTH_WAYS = Rev(
+    "r2", down="r1",
+    upgrade='op.create_index("ix_u", "u", ["id"])\n'
+            'op.execute("UPDATE pg_class SET relrowsecurity = true WHERE oid = \'t\'::regclass")',
+    downgrade='op.execute("UPDATE pg_class SET relrowsecurity = false WHERE oid = \'t\'::regclass")\n'
+              'op.drop_index("ix_u", "u")')
+
+
+def test_an_untracked_change_undone_is_no_finding(tmp_path, pg_server: Server) -> None:
+    """A reference patched from the change log misses the catalog write; the whole snapshot at
+    the end differs from it, and the reference built whole from its template settles it."""
+    ini = make_project(tmp_path, [_BASE, _UNTRACKED_BOTH_WAYS])
+    assert sweep(load_settings(ini), server=pg_server).violations == []
+
+
 # --- the corpus, scoped and whole -------------------------------------------------------------
 
 def _verdicts(violations) -> list[tuple[str, str | None, str]]:

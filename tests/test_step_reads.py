@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from harness.invariants.data import capture_rows, foreign_keys
+from harness.invariants.data import foreign_keys
+from harness.invariants.row_reader import capture_rows
 from harness.invariants.sequences import read_sequences
 from harness.step_reads import StepReads
 

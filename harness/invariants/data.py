@@ -29,13 +29,10 @@ import dataclasses
 import heapq
 import json
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Collection, Literal, Mapping, Sequence
+from typing import Any, Callable, Collection, Literal, Mapping
 
 import psycopg
-from psycopg import sql
 
-from ..errors import HarnessError
-from ..prepared import execute_prepared
 from ..violations import Violation
 
 TableName = tuple[str, str]
@@ -45,37 +42,6 @@ Direction = Literal["upgrade", "downgrade"]
 
 EXAMPLES = 5
 """Rows lost and rows new kept as evidence, each: enough to see the pattern, short to read."""
-
-# The text form of dates, intervals, floats and bytea depends on session settings; fixing them
-# makes two captures comparable whatever the connection's defaults are. row_security=off makes
-# a role that RLS would filter fail loudly instead of silently capturing a subset of the rows.
-_SESSION = (
-    "SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true),"
-    " set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '1', true),"
-    " set_config('bytea_output', 'hex', true), set_config('row_security', 'off', true), set_config('jit', 'off', true)"
-)
-
-# Partitions are read through their partitioned table (moving rows between partitions is no
-# change to the data the application sees); tables owned by extensions are not the migrations'.
-_TABLES = """
-SELECT n.nspname, c.relname, c.relkind,
-       coalesce(array_agg(a.attname ORDER BY a.attnum) FILTER (WHERE a.attnum IS NOT NULL), '{}'),
-       coalesce(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
-                FILTER (WHERE a.attnum IS NOT NULL), '{}'),
-       coalesce(array_agg(t.typcategory::text ORDER BY a.attnum)
-                FILTER (WHERE a.attnum IS NOT NULL), '{}')
-  FROM pg_class c
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-  LEFT JOIN pg_type t ON t.oid = a.atttypid
- WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
-   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-   AND NOT EXISTS (SELECT FROM pg_depend d
-                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
- GROUP BY n.nspname, c.relname, c.relkind
- ORDER BY n.nspname, c.relname
-"""
-
 
 _FOREIGN_KEYS = """
 SELECT sn.nspname, s.relname,
@@ -124,177 +90,6 @@ class RowsSnapshot:
         return {_qualified(name): len(table.rows) for name, table in self.tables.items()}
 
 
-RowsCache = dict[TableName, tuple[tuple[Any, ...], TableRows]]
-"""Tables already read, each under its columns and the server's digest of its rows."""
-
-Listed = tuple[TableName, str, tuple[ComparedColumn, ...]]
-"""A table as the catalog lists it: name, ``relkind``, columns."""
-
-Named = tuple[str, str]
-"""A statement the harness runs after every step, under the name it is prepared as."""
-
-TABLES: Named = ("harness_rows_tables", _TABLES)
-
-
-def capture_rows(
-    conn: psycopg.Connection, exclude: Collection[TableName] = (("public", "alembic_version"),),
-) -> RowsSnapshot:
-    """Read every row of every table outside the system schemas, once (see :class:`RowReader`
-    for a database read again and again)."""
-    return RowReader(exclude, cached=False).read(conn)[0]
-
-
-class RowReader:
-    """Every row of every table of one database, read again only where it changed.
-
-    All tables are read by one ``UNION ALL`` of text arrays, so the cost is a round trip or two
-    whatever the number of tables. Kept by the caller for one database (``cached``), a reader
-    asks the server for a digest of each table (:data:`_DIGEST`) and reads again only the tables whose columns or digest differ from the last read: a run
-    that keeps rows across many steps then moves only the rows a step or a fill touched.
-
-    Each read takes two round trips in the common case (the table list; then the digests, and
-    the rows of tables new or changed in structure or named ``touched``), one when only rows
-    changed since the last (``rows_only``), one more for tables whose digest changed. Each runs in its own read-only transaction: nothing else writes to a
-    scratch database while the harness reads it.
-    """
-
-    def __init__(self, exclude: Collection[TableName] = (("public", "alembic_version"),), *,
-                 cached: bool = True) -> None:
-        self._excluded = set(exclude)
-        self._cache: RowsCache | None = {} if cached else None
-        self._sources: dict[Listed, str] = {}  # each table's _row_source, rendered once
-        self._tables: list[Listed] | None = None  # the tables as the last read listed them
-
-    def read(
-        self, conn: psycopg.Connection, *, touched: Collection[TableName] = (),
-        also: Sequence[Named] = (), rows_only: bool = False,
-    ) -> tuple[RowsSnapshot, list[list[tuple[Any, ...]]]]:
-        """The rows now, and the rows of each statement of ``also``, run in the first round trip
-        (each prepared once on ``conn``).
-
-        ``touched`` names tables known to have changed rows (a fill's): they are read without
-        waiting for their digest. ``rows_only`` says that only rows may have changed since the
-        last read, no table (the harness inserted rows): the digests and the touched tables'
-        rows then go in the first round trip, with the table list that confirms it.
-        """
-        tables = self._tables
-        if rows_only and self._cache is not None and tables is not None:
-            fresh = [i for i, table in enumerate(tables) if table[0] in touched]
-            digest = [*(i for i in range(len(tables)) if i not in fresh), *fresh]
-            try:
-                [listed, *results] = read_pipelined(
-                    conn, [TABLES, *also, *self._queries(conn, tables, fresh, digest)])
-            except psycopg.Error:  # a table gone or altered after all: read as after any step
-                listed = None
-            if listed is not None and self._listed(listed) == tables:
-                rows, digests = self._results(results[len(also):], tables, fresh, digest)
-                return self._update(conn, tables, rows, digests, digest[:len(digest) - len(fresh)]), \
-                    results[:len(also)]
-        [listed, *found] = read_pipelined(conn, [TABLES, *also])
-        tables = self._listed(listed)
-        cache = self._cache
-        if cache is None:
-            everything = range(len(tables))
-            rows, _ = self._results(read_pipelined(conn, self._queries(conn, tables, everything, ())),
-                                    tables, everything, ())
-            return RowsSnapshot({name: rows[i] for i, (name, _, _) in enumerate(tables)}), found
-        known = {i for i, (name, _, columns) in enumerate(tables)
-                 if name in cache and cache[name][0][0] == columns}
-        fresh = sorted(i for i in range(len(tables)) if i not in known or tables[i][0] in touched)
-        digested = sorted(known - set(fresh))
-        digest = [*digested, *fresh]
-        rows, digests = self._results(read_pipelined(conn, self._queries(conn, tables, fresh, digest)),
-                                      tables, fresh, digest)
-        return self._update(conn, tables, rows, digests, digested), found
-
-    def _listed(self, listed: list[tuple[Any, ...]]) -> list[Listed]:
-        return [((schema, name), kind, tuple(map(ComparedColumn, names, types, categories))) for schema,
-                name, kind, names, types, categories in listed if (schema, name) not in self._excluded]
-
-    def _update(self, conn: psycopg.Connection, tables: list[Listed], rows: dict[int, TableRows],
-                digests: dict[int, tuple[Any, ...]], digested: list[int]) -> RowsSnapshot:
-        """The snapshot, once the tables whose digest changed are read again; the cache
-        brought up to date."""
-        cache = self._cache
-        assert cache is not None
-        stale = [i for i in digested if cache[tables[i][0]][0][1] != digests[i]]
-        if stale:
-            rows.update(self._results(read_pipelined(conn, self._queries(conn, tables, stale, ())),
-                                      tables, stale, ())[0])
-        snapshot = {}
-        for i, (name, _, columns) in enumerate(tables):
-            if i in rows:
-                cache[name] = ((columns, digests[i]), rows[i])
-            snapshot[name] = cache[name][1]
-        for name in cache.keys() - snapshot.keys():
-            del cache[name]
-        listed = set(tables)
-        self._sources = {table: text for table, text in self._sources.items() if table in listed}
-        self._tables = tables
-        return RowsSnapshot(snapshot)
-
-    def _source(self, conn: psycopg.Connection, table: Listed) -> str:
-        if table not in self._sources:
-            self._sources[table] = _row_source(*table).as_string(conn)
-        return self._sources[table]
-
-    def _queries(self, conn: psycopg.Connection, tables: list[Listed], read: Sequence[int],
-                 digest: Sequence[int]) -> list[str]:
-        """The digests of the tables at positions ``digest``, then the rows of those at
-        ``read``: one statement each, none for an empty list."""
-        return [" UNION ALL ".join(parts) for parts in (
-            [_DIGEST.format(index=i, source=self._source(conn, tables[i])) for i in digest],
-            [f"SELECT {i}, {self._source(conn, tables[i])}" for i in read],
-        ) if parts]
-
-    @staticmethod
-    def _results(
-        results: list[list[tuple[Any, ...]]], tables: list[Listed], read: Sequence[int],
-        digest: Sequence[int],
-    ) -> tuple[dict[int, TableRows], dict[int, tuple[Any, ...]]]:
-        """What :meth:`_queries` read: rows and digests by position."""
-        found = iter(results)
-        digests = {i: tuple(value) for i, value in next(found)} if digest else {}
-        rows: dict[int, list[Row]] = {i: [] for i in read}
-        for index, values in next(found, ()) if read else ():
-            rows[index].append(tuple(values))
-        return {i: TableRows(tables[i][2], tuple(values)) for i, values in rows.items()}, digests
-
-
-def read_pipelined(
-    conn: psycopg.Connection, queries: Sequence[Named | str],
-) -> list[list[tuple[Any, ...]]]:
-    """The rows of each query (named ones prepared once), run in one transaction under
-    :data:`_SESSION`'s settings, in one round trip."""
-    try:
-        with conn.pipeline():
-            with conn.transaction():
-                conn.execute(_SESSION)
-                cursors = [execute_prepared(conn, *query) if isinstance(query, tuple) else conn.execute(query)
-                           for query in queries]
-        return [cursor.fetchall() for cursor in cursors]
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise HarnessError(
-            f"cannot read every row to check data preservation: {exc.diag.message_primary}",
-            hint="connect as a superuser or a role with BYPASSRLS",
-        ) from None
-
-
-_DIGEST = ("SELECT {index}, ARRAY[count(*), sum(hashtextextended(r::text, 0)),"
-           " sum(hashtextextended(r::text, 1))]::text[] FROM (SELECT {source}) AS s(r)")
-"""A table's digest: its row count and two sums of 64-bit hashes of its rows' text, a multiset
-digest that needs no sort (md5 of the sorted rows cost ten times as much), 128 bits against
-collisions."""
-
-
-def _row_source(name: TableName, kind: str, columns: tuple[ComparedColumn, ...]) -> sql.Composed:
-    """``ARRAY[<each column as text>]::text[] FROM <table>``: a table's rows as text arrays."""
-    # ONLY keeps rows of an inheritance child from being counted in its parent too; a
-    # partitioned table must be read with its partitions, which is the point of reading it.
-    values = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in columns)
-    return sql.SQL("ARRAY[{values}]::text[] FROM {only}{table}").format(
-        values=values, table=sql.Identifier(*name), only=sql.SQL("ONLY " if kind == "r" else ""),
-    )
 
 
 def check_step(

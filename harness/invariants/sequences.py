@@ -27,8 +27,7 @@ from .data import RowsSnapshot, TableName
 _OWNED = """
 SELECT cn.nspname, c.relname, a.attname, s.seqrelid, quote_ident(sn.nspname) || '.' || quote_ident(sc.relname),
        s.seqincrement,
-       CASE WHEN ps.last_value IS NULL THEN s.seqstart
-            ELSE ps.last_value + s.seqincrement END,
+       coalesce(last.value + s.seqincrement, s.seqstart),
        a.attidentity <> ''
   FROM pg_sequence s
   JOIN pg_class sc ON sc.oid = s.seqrelid
@@ -38,7 +37,9 @@ SELECT cn.nspname, c.relname, a.attname, s.seqrelid, quote_ident(sn.nspname) || 
   JOIN pg_class c ON c.oid = d.refobjid
   JOIN pg_namespace cn ON cn.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-  JOIN pg_sequences ps ON ps.schemaname = sn.nspname AND ps.sequencename = sc.relname
+  -- As pg_sequences reads it, without that view's joins: NULL where not readable.
+  CROSS JOIN LATERAL (SELECT CASE WHEN has_sequence_privilege(s.seqrelid, 'SELECT,USAGE')
+                                  THEN pg_sequence_last_value(s.seqrelid) END AS value) last
  WHERE cn.nspname <> 'information_schema' AND cn.nspname !~ '^pg_'
 """
 

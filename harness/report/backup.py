@@ -25,7 +25,8 @@ import psycopg
 from psycopg import sql
 
 from ..errors import ServerError
-from ..invariants.data import RowsSnapshot, capture_rows
+from ..invariants.data import RowsSnapshot
+from ..invariants.row_reader import capture_rows
 from ..references import Unreachable
 from ..server.binaries import Binaries, find_binaries
 from ..snapshot import Difference, diff_snapshots, format_diff, take_snapshot

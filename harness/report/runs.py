@@ -29,6 +29,7 @@ import psycopg
 
 from ..graph import State, Step
 from ..invariants import data, isolation
+from ..invariants.row_reader import capture_rows
 from ..references import Unreachable
 from ..runner import Runner
 from ..schema_watch import SchemaWatch
@@ -195,7 +196,7 @@ def _bound(ctx: Context, lock_timeout: str | None) -> float:
 def _upgrade(ctx: Context, run: RevisionRun, database: Database, relations: dict[int, Relation]) -> None:
     """The upgrade, watched: time, locks, timeouts, data lost, schema."""
     with _open(ctx, database) as (conn, runner):
-        rows = data.capture_rows(conn, exclude=(ctx.project.version_table,))
+        rows = capture_rows(conn, exclude=(ctx.project.version_table,))
         with watch_commits() as commits:
             run.upgrade, _ = _move(ctx, conn, runner, Step("upgrade", run.revision), run.before, rows)
     # Alembic's own version table is locked by every migration and by nothing else.
@@ -209,7 +210,7 @@ def _rollback(ctx: Context, run: RevisionRun, database: Database, after: State) 
         _check_isolation(ctx, conn, run)
         if run.irreversible is not None:
             return
-        rows = data.capture_rows(conn, exclude=(ctx.project.version_table,))
+        rows = capture_rows(conn, exclude=(ctx.project.version_table,))
         run.downgrade, rows = _move(ctx, conn, runner, Step("downgrade", run.revision), after, rows)
         if run.downgrade.ok:
             run.reupgrade, _ = _move(ctx, conn, runner, Step("upgrade", run.revision), run.before, rows)
@@ -244,7 +245,7 @@ def _move(
     if checked.unreachable is not None:
         # It works on the seeded database but not from an empty one: nothing to compare with.
         schema = (Violation("schema", step.revision, f"after {command}, no reference: {checked.unreachable}"),)
-    rows_after = data.capture_rows(conn, exclude=(ctx.project.version_table,))
+    rows_after = capture_rows(conn, exclude=(ctx.project.version_table,))
     move = Move(step, command, True, outcome.duration_s, schema=schema,
                 losses=tuple(dataloss.losses(rows_before, rows_after)))
     return move, rows_after

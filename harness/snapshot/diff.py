@@ -24,7 +24,11 @@ _ROW_SHAPING = ("table ", "view ", "materialized view ", "foreign table ", "colu
 def diff_snapshots(before: Snapshot, after: Snapshot) -> list[Difference]:
     """Every object added, removed or changed from ``before`` to ``after``, sorted by object."""
     differences = []
-    for key in sorted(before.objects.keys() | after.objects.keys()):
+    # Snapshots patched from one another share the objects they have in common: those are
+    # passed over without comparing their attributes.
+    differing = [key for key in before.objects.keys() | after.objects.keys()
+                 if before.objects.get(key) is not after.objects.get(key)]
+    for key in sorted(differing):
         old, new = before.objects.get(key), after.objects.get(key)
         table = (after.tables.get(key) or before.tables.get(key)) if key.startswith(_ROW_SHAPING) else None
         if old is None:
@@ -39,7 +43,7 @@ def diff_snapshots(before: Snapshot, after: Snapshot) -> list[Difference]:
             )
             if details:
                 differences.append(Difference(key, "changed", details=details, table=table))
-    differences += _moved_columns(before, after)
+    differences += _moved_columns(before, after, {before.tables.get(key) for key in differing})
     return sorted(differences, key=lambda d: (d.object, d.kind))
 
 
@@ -49,10 +53,12 @@ def _all(attrs: dict[str, Any], *, after_side: bool) -> tuple[tuple[str, Any, An
     )
 
 
-def _moved_columns(before: Snapshot, after: Snapshot) -> list[Difference]:
+def _moved_columns(before: Snapshot, after: Snapshot, tables: set[str | None]) -> list[Difference]:
+    """Columns moved in ``tables``: the tables of the objects that differ (a column that
+    moved differs in its position)."""
     columns_by_table: dict[str, list[str]] = defaultdict(list)
     for key, attrs in before.objects.items():
-        if POSITION in attrs and POSITION in after.objects.get(key, {}):
+        if before.tables.get(key) in tables and POSITION in attrs and POSITION in after.objects.get(key, {}):
             columns_by_table[before.tables[key]].append(key)
     moved = []
     for table, keys in columns_by_table.items():

@@ -25,7 +25,7 @@ import psycopg
 
 from .reader import read_snapshot
 from .model import Snapshot
-from .queries import SCOPED_STATEMENT, TRACKING_SCHEMA
+from .queries import ROWS_TRIGGER, SCOPED_STATEMENT, TRACKING_SCHEMA
 
 _INSTALL = f"""
 BEGIN;
@@ -36,6 +36,25 @@ CREATE TABLE {TRACKING_SCHEMA}.changes (
     object_type text, names text[]
 );
 CREATE TABLE {TRACKING_SCHEMA}.names (oid oid PRIMARY KEY, nspname name, relname name);
+CREATE TABLE {TRACKING_SCHEMA}.rows_written (id bigserial, relid oid);
+CREATE FUNCTION {TRACKING_SCHEMA}.log_rows() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    INSERT INTO {TRACKING_SCHEMA}.rows_written (relid) VALUES (tg_relid);
+    RETURN NULL;
+END $$;
+CREATE FUNCTION {TRACKING_SCHEMA}.watch_rows(rel oid) RETURNS void LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    EXECUTE format('CREATE TRIGGER {ROWS_TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION {TRACKING_SCHEMA}.log_rows()', rel::regclass);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER {ROWS_TRIGGER}', rel::regclass);
+END $$;
+SELECT {TRACKING_SCHEMA}.watch_rows(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+  AND NOT EXISTS (SELECT FROM pg_depend x WHERE x.classid = 'pg_class'::regclass AND x.objid = c.oid
+                  AND x.deptype = 'e');
 INSERT INTO {TRACKING_SCHEMA}.names
 SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%';
@@ -70,6 +89,11 @@ BEGIN
     LEFT JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
     WHERE d.classid = 'pg_namespace'::regclass AND d.command_tag = 'ALTER SCHEMA'
        OR c.relkind = 'p' AND d.command_tag = 'ALTER TABLE';
+    -- Every table created gets a statement trigger logging the statements that write its rows.
+    PERFORM {TRACKING_SCHEMA}.watch_rows(c.oid) FROM pg_event_trigger_ddl_commands() d
+    JOIN pg_class c ON c.oid = d.objid
+    WHERE d.classid = 'pg_class'::regclass AND NOT d.in_extension AND c.relkind IN ('r', 'p')
+      AND c.relpersistence <> 't' AND d.command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO');
 END $$;
 CREATE FUNCTION {TRACKING_SCHEMA}.log_drop() RETURNS event_trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog AS $$
@@ -116,6 +140,17 @@ class Scope:
             snapshot, objects=kept, tables={k: t for k, t in snapshot.tables.items() if k in kept},
         )
 
+    def patch(self, snapshot: Snapshot, scoped: Snapshot) -> Snapshot:
+        """``snapshot`` with this scope's part replaced by ``scoped``, a snapshot of this scope:
+        the whole schema of a database that matched ``snapshot`` and then changed only what the
+        change log says (what no event trigger sees is not in it)."""
+        outside = {key: attrs for key, attrs in snapshot.objects.items()
+                   if key in snapshot.tables and snapshot.tables[key] not in self.roots and key not in self.keys}
+        objects = {**outside, **scoped.objects}
+        tables = {**{k: t for k, t in snapshot.tables.items() if k in outside}, **scoped.tables}
+        return Snapshot(objects=dict(sorted(objects.items())), versions=scoped.versions,
+                        roles=snapshot.roles | scoped.roles, tables=dict(sorted(tables.items())))
+
 
 @dataclasses.dataclass(frozen=True)
 class ScopedRead:
@@ -128,16 +163,16 @@ class ScopedRead:
 
 def take_scoped_snapshot(
     conn: psycopg.Connection, version_table: tuple[str, str] | None, *,
-    since: int | None, roots: Iterable[str] = (),
+    since: int | None, roots: Iterable[str] = (), versions: bool = False,
 ) -> ScopedRead:
     """The objects changed after log entry ``since``, or the whole schema when ``since`` is None.
 
     ``roots`` are relations (``schema.table``) to read whatever the log says. The version
-    table's rows are read with the whole schema only.
+    table's rows are read with the whole schema, or if asked for (``versions``).
     """
     request = "" if since is None else json.dumps({"since": since, "roots": sorted(roots)})
     snapshot, summary = read_snapshot(conn, version_table, "harness_scoped_snapshot",
-                                      SCOPED_STATEMENT, request, versions=since is None)
+                                      SCOPED_STATEMENT, request, versions=versions or since is None)
     assert summary is not None, "the scoped statement always ends with its summary row"
     scope = None if summary["whole"] else Scope(frozenset(summary["roots"]), frozenset(summary["keys"]))
     return ScopedRead(snapshot, scope, summary["last"])

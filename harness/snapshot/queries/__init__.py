@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import objects, privileges, scope, tables
 from .common import VERSION_TABLE_SETTING, prefix
-from .scope import SCOPE_SETTING, TRACKING_SCHEMA
+from .scope import ROWS_TRIGGER, SCOPE_SETTING, TRACKING_SCHEMA
 
 
 def _statement(*, scoped: bool) -> str:
@@ -27,4 +27,4 @@ SCOPED_STATEMENT = _statement(scoped=True)
 """The same, limited to what the change log says a step touched (see :mod:`.scope`); its last row
 has a NULL key and says what it covered."""
 
-__all__ = ["SCOPED_STATEMENT", "SCOPE_SETTING", "STATEMENT", "TRACKING_SCHEMA", "VERSION_TABLE_SETTING"]
+__all__ = ["ROWS_TRIGGER", "SCOPED_STATEMENT", "SCOPE_SETTING", "STATEMENT", "TRACKING_SCHEMA", "VERSION_TABLE_SETTING"]

@@ -19,6 +19,10 @@ TRACKING_SCHEMA = "pg_harness"
 """Where the change log and its trigger functions live: the ``pg_`` prefix is reserved, so no
 migration's schema can clash with it, and every part of the harness already skips such schemas."""
 
+ROWS_TRIGGER = "harness_rows_written"
+"""The statement trigger on every table of a tracked database that logs the statements writing
+its rows; snapshots leave it out."""
+
 SCOPE_SETTING = "harness.snapshot_scope"
 """``{"since": <log id>, "roots": ["schema.table", ...]}``, or empty for a whole snapshot."""
 
@@ -47,26 +51,35 @@ _RELATION_OF_TOUCHED = "\n    UNION ".join(
     ]
 )
 
-CTES = f"""
-RECURSIVE scope_request AS (
-    SELECT nullif(current_setting('{SCOPE_SETTING}'), '')::jsonb AS request
-), logged AS (
-    SELECT l.* FROM {TRACKING_SCHEMA}.changes l, scope_request s
-    WHERE s.request IS NOT NULL AND l.id > (s.request->>'since')::bigint
-), touched (classid, objid) AS (
+TOUCHED = f"""touched (classid, objid) AS (
     SELECT classid, objid FROM logged WHERE NOT dropped AND objid IS NOT NULL
   UNION
     SELECT d.classid, d.objid FROM pg_depend d JOIN touched t
       ON d.refclassid = t.classid AND d.refobjid = t.objid
 ), touched_relation (oid) AS (
     {_RELATION_OF_TOUCHED}
-), scope AS (
+)"""
+"""Every relation an object the log names (``logged``) is, belongs to, or depends on."""
+
+UNPLACED = "NOT dropped AND classid IS NULL"
+"""A logged command that names no object."""
+
+TRACKING_OFF = f"""(SELECT count(*) FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
+            JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = '{TRACKING_SCHEMA}' AND e.evtenabled = 'A') < 2"""
+"""The event triggers were dropped or disabled: the log may miss anything."""
+
+CTES = f"""
+RECURSIVE scope_request AS (
+    SELECT nullif(current_setting('{SCOPE_SETTING}'), '')::jsonb AS request
+), logged AS (
+    SELECT l.* FROM {TRACKING_SCHEMA}.changes l, scope_request s
+    WHERE s.request IS NOT NULL AND l.id > (s.request->>'since')::bigint
+), {TOUCHED}, scope AS (
     SELECT
         s.request IS NULL
-        OR EXISTS (SELECT FROM logged WHERE NOT dropped AND classid IS NULL)
-        OR (SELECT count(*) FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
-            JOIN pg_namespace n ON n.oid = p.pronamespace
-            WHERE n.nspname = '{TRACKING_SCHEMA}' AND e.evtenabled = 'A') < 2 AS whole,
+        OR EXISTS (SELECT FROM logged WHERE {UNPLACED})
+        OR {TRACKING_OFF} AS whole,
         ARRAY(
             SELECT jsonb_array_elements_text(s.request->'roots')
           UNION

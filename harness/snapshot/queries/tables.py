@@ -9,6 +9,7 @@ the same text for the same object whatever statements built it.
 
 from __future__ import annotations
 
+from . import scope
 from .common import comment, qualified, role, sorted_array
 
 RELATIONS = f"""
@@ -141,7 +142,8 @@ LEFT JOIN LATERAL (
 """
 
 # Internal triggers (foreign keys' RI triggers) carry oids in their names and come with their
-# constraint; user triggers cloned onto partitions are listed on each partition.
+# constraint; user triggers cloned onto partitions are listed on each partition. The harness's own
+# (logging the statements that write rows, see ..tracking) are not the schema's.
 TRIGGERS = f"""
 SELECT format('trigger %I on %s', t.tgname, r.qname), r.tbl, jsonb_strip_nulls(jsonb_build_object(
     'definition', pg_get_triggerdef(t.oid),
@@ -151,6 +153,8 @@ SELECT format('trigger %I on %s', t.tgname, r.qname), r.tbl, jsonb_strip_nulls(j
 )), ARRAY[]::text[]
 FROM rel r JOIN pg_trigger t ON t.tgrelid = r.oid
 WHERE NOT t.tgisinternal
+  AND NOT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
+                  WHERE p.oid = t.tgfoid AND pn.nspname = '{scope.TRACKING_SCHEMA}')
 """
 
 # A view's own query is its '_RETURN' rule, already in the view's definition.
