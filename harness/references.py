@@ -17,7 +17,7 @@ from .graph import State, Step
 from .project import Project
 from .runner import StepOutcome
 from .server import Database, Server, roles
-from .snapshot import Snapshot, diff_snapshots, take_snapshot
+from .snapshot import Snapshot, diff_snapshots, family_of, take_snapshot
 
 T = TypeVar("T")
 
@@ -177,14 +177,19 @@ class References:
         """The relations (``schema.table``) whose objects differ between two references.
 
         A database that matched ``a``'s reference and then changed only what its change log
-        says needs, to be compared with ``b``'s, those relations read too.
+        says needs, to be compared with ``b``'s, those relations read too; and the families of
+        objects that belong to no relation (``"@functions"``, see :func:`~harness.snapshot.family_of`).
         """
         key = frozenset((a, b))
         if key not in self._roots_between:
             first, second = self.snapshot(a), self.snapshot(b)
+            differing = {obj for snapshot, other in ((first, second), (second, first))
+                         for obj, attrs in snapshot.objects.items() if attrs is not other.objects.get(obj)
+                         and attrs != other.objects.get(obj)}
+            tables = {**first.tables, **second.tables}
             self._roots_between[key] = frozenset(
-                table for snapshot, other in ((first, second), (second, first))
-                for obj, table in snapshot.tables.items() if snapshot.objects[obj] != other.objects.get(obj)
+                tables[obj] if obj in tables else f"@{family_of(obj)}"
+                for obj in differing if obj in tables or family_of(obj) is not None
             )
         return self._roots_between[key]
 

@@ -20,7 +20,9 @@ import pytest
 from harness.commands import sweep
 from harness.server import Server
 from harness.settings import load_settings
-from harness.snapshot import Difference, diff_snapshots, install_tracking, take_scoped_snapshot, take_snapshot
+from harness.snapshot import (
+    Difference, diff_snapshots, family_of, install_tracking, take_scoped_snapshot, take_snapshot,
+)
 
 from mutants import CORRECT, MUTANTS, with_role
 from projects import Rev, make_project
@@ -103,6 +105,27 @@ def test_a_step_reads_only_what_it_touched(tracked: psycopg.Connection, change: 
     assert after.scope is not None
     assert len(after.snapshot.objects) < len(before.snapshot.objects)
     assert diff_snapshots(after.scope.restrict(before.snapshot), after.snapshot)
+
+
+@pytest.mark.parametrize(("change", "families"), [
+    ("ALTER TABLE app.wide ADD COLUMN d int", set()),
+    ("DROP TABLE app.wide", {"types"}),  # its row type goes with it
+    ("ALTER FUNCTION app.touch() COST 5", {"functions"}),
+    ("ALTER DOMAIN app.email DROP CONSTRAINT email_at", {"types"}),
+    ("ALTER TYPE app.status ADD VALUE 'void'", {"types"}),
+    ("DROP FUNCTION app.touch() CASCADE", {"functions"}),
+])
+def test_functions_and_types_are_read_when_the_log_names_one(
+    tracked: psycopg.Connection, change: str, families: set[str],
+) -> None:
+    """Functions and types belong to no relation and have the largest catalogs: a step reads
+    them only when it changed one of their kind."""
+    before = take_scoped_snapshot(tracked, None, since=None)
+    _run(tracked, change)
+    after = take_scoped_snapshot(tracked, None, since=before.last)
+    assert after.scope is not None and after.scope.families == families
+    read = {family_of(key) for key in after.snapshot.objects} - {None}
+    assert read == families
 
 
 @pytest.mark.parametrize("change", [

@@ -128,6 +128,8 @@ def probe(
                 waited = time.perf_counter() - started
             finally:
                 release.cancel()
+                # A release already under way must end before the holder's connection closes.
+                release.join()
                 runner.close()
         finally:
             holder.close()

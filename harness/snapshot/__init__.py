@@ -12,7 +12,7 @@ from __future__ import annotations
 from .reader import SnapshotError, take_snapshot
 from .diff import diff_snapshots, format_diff
 from .model import Difference, Snapshot
-from .tracking import Scope, ScopedRead, install_tracking, take_scoped_snapshot
+from .tracking import Scope, ScopedRead, family_of, install_tracking, take_scoped_snapshot
 
-__all__ = ["Difference", "Scope", "ScopedRead", "Snapshot", "SnapshotError", "diff_snapshots", "format_diff",
+__all__ = ["Difference", "Scope", "ScopedRead", "Snapshot", "SnapshotError", "diff_snapshots", "family_of", "format_diff",
            "install_tracking", "take_scoped_snapshot", "take_snapshot"]

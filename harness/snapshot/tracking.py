@@ -26,6 +26,7 @@ import psycopg
 from .reader import read_snapshot
 from .model import Snapshot
 from .queries import ROWS_TRIGGER, SCOPED_STATEMENT, TRACKING_SCHEMA
+from .queries.scope import FAMILIES
 
 _INSTALL = f"""
 BEGIN;
@@ -124,18 +125,26 @@ def install_tracking(conn: psycopg.Connection) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Scope:
-    """What a scoped snapshot covers: objects of these relations, these keys, and every object
-    that belongs to no relation."""
+    """What a scoped snapshot covers: objects of these relations, these keys, the objects of
+    these families (see ``FAMILIES``) and every other object that belongs to no relation."""
 
     roots: frozenset[str]
     """Relations as snapshots name them in ``Snapshot.tables`` (``schema.table``, unquoted)."""
     keys: frozenset[str] = frozenset()
     """Objects of a relation dropped without it (an index, extended statistics), by key."""
+    families: frozenset[str] = frozenset(FAMILIES)
+
+    def covers(self, key: str, snapshot: Snapshot) -> bool:
+        """Whether the object ``key`` of ``snapshot`` is in this scope."""
+        table = snapshot.tables.get(key)
+        if table is not None:
+            return table in self.roots or key in self.keys
+        family = family_of(key)
+        return family is None or family in self.families
 
     def restrict(self, snapshot: Snapshot) -> Snapshot:
         """``snapshot`` cut down to this scope, to compare with a scoped snapshot."""
-        kept = {key: attrs for key, attrs in snapshot.objects.items()
-                if key not in snapshot.tables or snapshot.tables[key] in self.roots or key in self.keys}
+        kept = {key: attrs for key, attrs in snapshot.objects.items() if self.covers(key, snapshot)}
         return dataclasses.replace(
             snapshot, objects=kept, tables={k: t for k, t in snapshot.tables.items() if k in kept},
         )
@@ -144,12 +153,24 @@ class Scope:
         """``snapshot`` with this scope's part replaced by ``scoped``, a snapshot of this scope:
         the whole schema of a database that matched ``snapshot`` and then changed only what the
         change log says (what no event trigger sees is not in it)."""
-        outside = {key: attrs for key, attrs in snapshot.objects.items()
-                   if key in snapshot.tables and snapshot.tables[key] not in self.roots and key not in self.keys}
+        outside = {key: attrs for key, attrs in snapshot.objects.items() if not self.covers(key, snapshot)}
         objects = {**outside, **scoped.objects}
         tables = {**{k: t for k, t in snapshot.tables.items() if k in outside}, **scoped.tables}
         return Snapshot(objects=dict(sorted(objects.items())), versions=scoped.versions,
                         roles=snapshot.roles | scoped.roles, tables=dict(sorted(tables.items())))
+
+
+_FAMILY_PREFIXES = {"type ": "types", "function ": "functions", "procedure ": "functions", "aggregate ": "functions"}
+
+
+def family_of(key: str) -> str | None:
+    """The family (see ``FAMILIES``) of an object that belongs to no relation, if it has one:
+    functions and types, their grants, and domains' constraints."""
+    if key.startswith(("grant ", "revoke ")):
+        key = key.split(" on ", 1)[-1]
+    elif key.startswith("constraint ") and " on domain " in key:
+        return "types"
+    return next((family for prefix, family in _FAMILY_PREFIXES.items() if key.startswith(prefix)), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,5 +195,6 @@ def take_scoped_snapshot(
     snapshot, summary = read_snapshot(conn, version_table, "harness_scoped_snapshot",
                                       SCOPED_STATEMENT, request, versions=versions or since is None)
     assert summary is not None, "the scoped statement always ends with its summary row"
-    scope = None if summary["whole"] else Scope(frozenset(summary["roots"]), frozenset(summary["keys"]))
+    scope = None if summary["whole"] else Scope(
+        frozenset(summary["roots"]), frozenset(summary["keys"]), frozenset(summary["families"]))
     return ScopedRead(snapshot, scope, summary["last"])

@@ -87,15 +87,15 @@ WITH @scope_ctes@ ns AS (
 ), typ AS (
     SELECT t.oid, t.typowner, t.typacl, {qualified('ns.nspname', 't.typname')} AS qname,
            'type ' || {qualified('ns.nspname', 't.typname')} AS key
-    FROM pg_type t JOIN ns ON ns.oid = t.typnamespace
-    WHERE {not_part_of_another('pg_type', 't.oid', implicit=True)}
+    FROM pg_type t JOIN ns ON ns.oid = t.typnamespace @scope_join@
+    WHERE {not_part_of_another('pg_type', 't.oid', implicit=True)} @scope_types@
 ), fn AS (
     SELECT p.oid, p.proowner, p.proacl,
            format('%s %I.%I(%s)',
                   CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
                   ns.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) AS key
-    FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
-    WHERE {not_part_of_another('pg_proc', 'p.oid', implicit=True)}
+    FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace @scope_join@
+    WHERE {not_part_of_another('pg_proc', 'p.oid', implicit=True)} @scope_functions@
 ), fdw AS (
     SELECT w.oid, w.fdwowner, w.fdwacl, format('foreign-data wrapper %I', w.fdwname) AS key
     FROM pg_foreign_data_wrapper w
@@ -111,8 +111,9 @@ WITH @scope_ctes@ ns AS (
 def prefix(*, scoped: bool) -> str:
     """The CTEs every family reads; ``scoped`` limits the relations to :mod:`.scope`'s."""
     parts = {"@scope_ctes@": scope.CTES, "@scope_join@": "CROSS JOIN scope",
-             "@scope_filter@": scope.RELATION_FILTER} if scoped else {}
+             "@scope_filter@": scope.RELATION_FILTER,
+             **{f"@scope_{family}@": scope.family_filter(family) for family in scope.FAMILIES}} if scoped else {}
     text = _PREFIX
-    for marker in ("@scope_ctes@", "@scope_join@", "@scope_filter@"):
+    for marker in ("@scope_ctes@", "@scope_join@", "@scope_filter@", *(f"@scope_{f}@" for f in scope.FAMILIES)):
         text = text.replace(marker, parts.get(marker, ""))
     return text

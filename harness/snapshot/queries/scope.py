@@ -95,6 +95,21 @@ RECURSIVE scope_request AS (
                           names[1], names[2])
             FROM logged WHERE dropped AND object_type IN ('index', 'statistics object')
         ) AS keys,
+        ARRAY(
+            SELECT 'functions' WHERE s.request->'roots' ? '@functions'
+                OR EXISTS (SELECT FROM touched WHERE classid = 'pg_proc'::regclass)
+                OR EXISTS (SELECT FROM logged WHERE dropped AND object_type IN ('function', 'procedure', 'aggregate'))
+          UNION ALL
+            SELECT 'types' WHERE s.request->'roots' ? '@types'
+                OR EXISTS (SELECT FROM touched t WHERE t.classid = 'pg_type'::regclass AND NOT EXISTS (
+                    SELECT FROM pg_depend x WHERE x.classid = 'pg_type'::regclass AND x.objid = t.objid
+                    AND x.deptype IN ('e', 'i')))
+                OR EXISTS (SELECT FROM touched t JOIN pg_constraint c ON c.oid = t.objid
+                           WHERE t.classid = 'pg_constraint'::regclass AND c.contypid <> 0)
+                OR EXISTS (SELECT FROM touched t JOIN pg_class c ON c.oid = t.objid
+                           WHERE t.classid = 'pg_class'::regclass AND c.relkind = 'c')
+                OR EXISTS (SELECT FROM logged WHERE dropped AND object_type IN ('type', 'domain', 'domain constraint'))
+        ) AS families,
         (SELECT coalesce(max(id), 0) FROM {TRACKING_SCHEMA}.changes) AS last
     FROM scope_request s
 ),
@@ -104,9 +119,20 @@ RECURSIVE scope_request AS (
 RELATION_FILTER = "AND (scope.whole OR c.relkind = 'S' OR ns.nspname || '.' || c.relname = ANY(scope.roots))"
 """Sequences stand on their own (no table in the snapshot), so they are always read."""
 
+FAMILIES = ("functions", "types")
+"""Objects that belong to no relation and are read only when the log names one of their kind
+(a function, procedure or aggregate; a type, or a domain's constraint), or when the caller asks
+for the family (``"@functions"`` among the roots): their catalogs are the largest a schema has
+(every function of every extension, a row type and an array type per table)."""
+
+
+def family_filter(family: str) -> str:
+    """The condition that reads the objects of ``family`` (one of :data:`FAMILIES`)."""
+    return f"AND (scope.whole OR '{family}' = ANY(scope.families))"
+
 SUMMARY = """
 SELECT NULL, NULL, jsonb_build_object('whole', whole, 'roots', to_jsonb(roots), 'keys', to_jsonb(keys),
-                                      'last', last), ARRAY[]::text[]
+                                      'families', to_jsonb(families), 'last', last), ARRAY[]::text[]
 FROM scope
 """
 """One row with a NULL key: what the snapshot covers, and the log's last id it saw."""
