@@ -116,9 +116,10 @@ class Settings:
             return self.step_timeout
         return STEP_TIMEOUT_FACTOR * self.statement_timeout_ms / 1000
     scoped_snapshots: bool = True
-    """After a step, read only the objects it changed (logged by event triggers in the scratch
-    database), with a whole snapshot the first time each state is reached and at the end of each
-    trial; off: every snapshot is whole."""
+    """After a step, read only the objects and the rows it changed (logged by event triggers and
+    a statement trigger per table in the scratch database), with a whole snapshot the first time
+    a walk reaches each state and at the end of each trial; off: every snapshot is whole and
+    every table's rows are digested after every step."""
 
     def with_options(self, **options: Any) -> Settings:
         """A copy with the options that are not None applied, validated like file settings."""

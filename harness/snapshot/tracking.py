@@ -115,11 +115,13 @@ def install_tracking(conn: psycopg.Connection) -> bool:
     """Log changes in the database ``conn`` (autocommit, superuser) is on; False if not allowed.
 
     Event triggers need a superuser; on a server where the harness is not one, snapshots stay
-    whole.
+    whole. A copy of a database that has the log (a template given it before its rows) keeps
+    it: nothing is installed again.
     """
     if conn.info.parameter_status("is_superuser") != "on":
         return False
-    conn.execute(_INSTALL, prepare=False)
+    if conn.execute(f"SELECT to_regnamespace('{TRACKING_SCHEMA}') IS NULL").fetchone()[0]:
+        conn.execute(_INSTALL, prepare=False)
     return True
 
 
