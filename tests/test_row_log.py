@@ -50,7 +50,7 @@ UNPLACED = {
     "a schema renamed": "CREATE SCHEMA app; ALTER TABLE child SET SCHEMA app; ALTER SCHEMA app RENAME TO app2",
     "a partition detached": "ALTER TABLE measure DETACH PARTITION measure_2026",
 }
-"""Changes the log cannot place: every table is read again."""
+"""Changes the log cannot place: every table's digest is read instead."""
 
 
 @pytest.fixture
@@ -67,8 +67,8 @@ def test_a_logged_reading_sees_every_change(logged: psycopg.Connection, change: 
     logged.execute(change)
     after, _ = reader.read(logged)
     assert after == capture_rows(logged, exclude=())
-    bystander = after.tables["public", "bystander"] is before.tables["public", "bystander"]
-    assert bystander == (change in CHANGES.values())
+    # Left alone either way: not named by the log, or its digest unchanged where the log cannot tell.
+    assert after.tables["public", "bystander"] is before.tables["public", "bystander"]
 
 
 @pytest.mark.parametrize(("disable", "write"), [

@@ -210,7 +210,7 @@ class RowReader:
                      if name in cache and cache[name][0][0] == columns}
             fresh = sorted(i for i in range(len(tables)) if i not in known or tables[i][0] in touched)
             digested = sorted(known - set(fresh))
-        digest = [*digested, *fresh] if digested else []
+        digest = [*digested, *fresh] if changed is None else []  # the log needs no digests
         rows, digests = self._results(read_pipelined(conn, self._queries(conn, tables, fresh, digest)),
                                       tables, fresh, digest)
         snapshot = self._update(conn, tables, rows, digests, digested)
