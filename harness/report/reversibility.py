@@ -17,9 +17,9 @@ from .runs import MOVES
 
 def check(ctx: Context) -> Section:
     outcome = run_sweep(ctx.session)
-    found = {}
-    for finding in outcome.findings:
-        found[finding.revision] = finding
+    found = {finding.revision: finding for finding in outcome.findings if finding.revision is not None}
+    # What only the whole snapshot at the end of a sweep's trial saw belongs to no row.
+    unplaced = [v.headline() for finding in outcome.findings if finding.revision is None for v in finding.violations]
     rows = []
     for rev in ctx.graph.revisions:
         if rev in outcome.not_reached:
@@ -47,9 +47,9 @@ def check(ctx: Context) -> Section:
         "not_reached": outcome.not_reached,
     }
     bad = sorted(set(found) | set(outcome.not_reached))
-    if bad:
+    if bad or unplaced:
         status = VIOLATED
-        summary = "; ".join(result for rev, _, result in rows if rev in bad)
+        summary = "; ".join([*(result for rev, _, result in rows if rev in bad), *unplaced])
     else:
         status = VERIFIED
         declared = [rev for rev in ctx.graph.revisions if rev in ctx.settings.irreversible]
