@@ -69,7 +69,7 @@ WITH RECURSIVE since AS (
     SELECT w.relid FROM {scope.TRACKING_SCHEMA}.rows_written w, since s WHERE w.id > s.written
   UNION
     SELECT to_regclass(format('%I.%I', names[1], names[2]))::oid FROM logged
-    WHERE dropped AND object_type IN ('table column', 'table constraint', 'trigger', 'rule', 'default value')
+    WHERE dropped AND object_type IN ({scope.DROPPED_FROM_A_RELATION})
 )
 SELECT 'end', NULL::name, NULL::name, NULL::"char", NULL::name[], NULL::text[], NULL::text[], NULL::boolean,
        EXISTS (SELECT FROM logged WHERE {scope.UNPLACED}

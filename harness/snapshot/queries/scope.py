@@ -61,6 +61,10 @@ TOUCHED = f"""touched (classid, objid) AS (
 )"""
 """Every relation an object the log names (``logged``) is, belongs to, or depends on."""
 
+DROPPED_FROM_A_RELATION = "'table column', 'table constraint', 'trigger', 'policy', 'rule', 'default value'"
+"""The ``object_type`` of a dropped object that belongs to a relation still there: the log names
+it by ``schema, table, name``, so the relation is its first two names."""
+
 UNPLACED = "NOT dropped AND classid IS NULL"
 """A logged command that names no object."""
 
@@ -88,7 +92,7 @@ RECURSIVE scope_request AS (
           UNION
             SELECT names[1] || '.' || names[2] FROM logged
             WHERE dropped AND object_type IN ('table', 'view', 'materialized view', 'foreign table',
-                  'table column', 'table constraint', 'trigger', 'policy', 'rule', 'default value')
+                  {DROPPED_FROM_A_RELATION})
         ) AS roots,
         ARRAY(
             SELECT format('%s %I.%I', CASE object_type WHEN 'index' THEN 'index' ELSE 'statistics' END,
