@@ -117,30 +117,73 @@ def probe(
         try:
             for (schema, name), mode in targets.items():
                 holder.execute(_hold(schema, name, holder_mode(mode)))
-            release = threading.Timer(bound_s, holder.rollback)
-            release.start()
+            release = _Release(holder, bound_s)
             # The harness's own statement timeout must not end the wait before the bound does.
             timeout_ms = max(project.settings.statement_timeout_ms, int(bound_s * 1000) + 10_000)
             runner = project.runner(database, statement_timeout_ms=timeout_ms)
             try:
+                release.start()
                 started = time.perf_counter()
                 outcome = runner.run([step])
                 waited = time.perf_counter() - started
             finally:
-                release.cancel()
-                # A release already under way must end before the holder's connection closes.
-                release.join()
+                # A release under way must end before the holder's connection closes.
+                release.finish()
                 runner.close()
         finally:
             holder.close()
     if not outcome.ok and outcome.error and _LOCK_NOT_AVAILABLE.search(outcome.error):
         return Probe(held, "fails fast", waited, bound_s, outcome.error)
-    if waited >= bound_s:
+    if release.outlasted:
         return Probe(held, "waits", waited, bound_s, outcome.error)
     if outcome.ok:
         return Probe(held, "not blocked", waited, bound_s)
     kind: ProbeOutcome = "fails fast" if outcome.timed_out else "fails"
     return Probe(held, kind, waited, bound_s, outcome.error)
+
+
+class _Release(threading.Thread):
+    """Lets the holder's locks go ``bound_s`` after the migration starts waiting for them.
+
+    The bound is counted from the moment the server shows the migration waiting, not from a
+    clock started beside it: under load, starting Alembic can take a good part of the bound,
+    and a migration that waited would then look as if it never had. ``outlasted`` says the
+    migration was still waiting when the bound ran out.
+    """
+
+    _POLL_S = 0.005
+
+    def __init__(self, holder: psycopg.Connection, bound_s: float) -> None:
+        super().__init__(daemon=True)
+        self._holder = holder
+        self._bound_s = bound_s
+        self._done = threading.Event()
+        self.outlasted = False
+
+    def run(self) -> None:
+        try:
+            while not self._done.is_set() and not self._waiting():
+                self._done.wait(self._POLL_S)
+            if not self._done.wait(self._bound_s):
+                self.outlasted = self._waiting()
+        finally:
+            self._holder.rollback()
+
+    def finish(self) -> None:
+        self._done.set()
+        self.join()
+
+    def _waiting(self) -> bool:
+        """Whether another session waits for a lock the holder holds."""
+        return self._holder.execute(_WAITING).fetchone()[0]
+
+
+# pg_locks, not pg_stat_activity: the holder polls inside its open transaction, where
+# pg_stat_activity would show the snapshot taken at its first read.
+_WAITING = """
+    SELECT EXISTS (
+        SELECT FROM pg_locks WHERE NOT granted AND pg_backend_pid() = ANY (pg_blocking_pids(pid)))
+"""
 
 
 def _hold(schema: str, name: str, mode: str) -> sql.Composed:
