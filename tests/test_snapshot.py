@@ -551,7 +551,7 @@ def test_rich_schema_reads_every_family(server: Server) -> None:
         "table app.tenants": "app.tenants", "column app.tenants.name": "app.tenants",
         "index app.invoices_pkey": "app.invoices", "policy tenant_isolation on app.invoices": "app.invoices",
         "grant UPDATE(name) on table app.tenants to snap_app": "app.tenants",
-        "sequence app.counter": None, "type app.status": None,
+        "sequence app.counter": "app.counter", "type app.status": None,
     }
 
 

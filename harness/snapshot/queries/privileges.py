@@ -17,12 +17,12 @@ from .common import NOT_VERSION_SCHEMA
 
 # Every ACL-bearing object: the key prefix (for default privileges), the noun the statement
 # names, a column for column grants, the ACL, its owner, acldefault's kind (NULL: no baseline),
-# and the table for grants on a table, view or column.
+# and the relation for grants on a relation or column.
 ACL_OBJECTS = f"""
 , acl_object AS (
     SELECT '' AS prefix, r.key AS target, NULL AS col, r.relacl AS acl, r.relowner AS owner,
            (CASE r.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char" AS kind,
-           CASE WHEN r.relkind <> 'S' THEN r.tbl END AS tbl
+           r.tbl
     FROM rel r
   UNION ALL
     SELECT '', r.key, quote_ident(a.attname), a.attacl, r.relowner, 'c', r.tbl

@@ -5,12 +5,15 @@ cloned: objects created or altered (by oid) and objects dropped (by name). The s
 relation those objects are or belong to, and every relation whose definition depends on one of
 them, recursively through ``pg_depend`` (a view on a renamed column, a foreign key to a renamed
 table, a trigger calling a renamed function), plus the relations the caller names (those whose
-reference differs between the two states compared). Objects that stand on their own (schemas,
-types, functions, sequences, default privileges...) are always read whole: they are few.
+reference differs between the two states compared). A sequence is a relation here too (an owned
+one depends on its table). Of the objects that belong to no relation, functions and types are
+read when the log names one of their kind (:data:`FAMILIES`), the others (schemas, default
+privileges, extensions...) always: they are few.
 
-A command the log cannot place (``GRANT`` and ``REVOKE`` name no object to event triggers,
-``REASSIGN OWNED`` none at all) or missing event triggers (dropped or disabled by a migration)
-make the scope whole: the snapshot is then complete, as if unscoped.
+``GRANT`` and ``REVOKE`` name no object to event triggers: the log places them itself, by the
+relations whose privileges changed (see :mod:`..tracking`). A command the log cannot place (a
+grant on a language or a database, a renamed schema) or missing event triggers (dropped or
+disabled by a migration) make the scope whole: the snapshot is then complete, as if unscoped.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ RECURSIVE scope_request AS (
           UNION
             SELECT names[1] || '.' || names[2] FROM logged
             WHERE dropped AND object_type IN ('table', 'view', 'materialized view', 'foreign table',
-                  {DROPPED_FROM_A_RELATION})
+                  'sequence', {DROPPED_FROM_A_RELATION})
         ) AS roots,
         ARRAY(
             SELECT format('%s %I.%I', CASE object_type WHEN 'index' THEN 'index' ELSE 'statistics' END,
@@ -120,8 +123,9 @@ RECURSIVE scope_request AS (
 """
 """Prepended to the snapshot's own CTEs (``WITH`` then these, then ``ns AS ...``)."""
 
-RELATION_FILTER = "AND (scope.whole OR c.relkind = 'S' OR ns.nspname || '.' || c.relname = ANY(scope.roots))"
-"""Sequences stand on their own (no table in the snapshot), so they are always read."""
+RELATION_FILTER = "AND (scope.whole OR ns.nspname || '.' || c.relname = ANY(scope.roots))"
+"""A sequence is read as a relation of its own: the log names it when a command changes it, and
+``pg_depend`` when a command changes the table owning it."""
 
 FAMILIES = ("functions", "types")
 """Objects that belong to no relation and are read only when the log names one of their kind

@@ -2,7 +2,8 @@
 constraints, indexes, triggers, rules, policies and extended statistics, and sequences.
 
 Each branch yields ``(key, table, attributes, roles)``: ``table`` (``schema.name``, unquoted) is
-the relation itself or the one the object is defined on; sequences stand alone and have none.
+the relation itself or the one the object is defined on (a sequence is a relation of its own,
+whatever column owns it).
 Definitions come from PostgreSQL's own deparsers (``pg_get_*def``, ``pg_get_expr``), which print
 the same text for the same object whatever statements built it.
 """
@@ -118,7 +119,7 @@ FROM rel r JOIN pg_index i ON i.indrelid = r.oid JOIN pg_class ic ON ic.oid = i.
 
 # Current values are data, not schema: only the sequence's definition is read.
 SEQUENCES = f"""
-SELECT r.key, NULL, jsonb_strip_nulls(jsonb_build_object(
+SELECT r.key, r.tbl, jsonb_strip_nulls(jsonb_build_object(
     'type', format_type(s.seqtypid, NULL),
     'start', s.seqstart, 'increment', s.seqincrement,
     'minimum', s.seqmin, 'maximum', s.seqmax, 'cache', s.seqcache, 'cycle', s.seqcycle,
