@@ -38,12 +38,12 @@ BEGIN;
 SET LOCAL allow_system_table_mods = on;
 CREATE SCHEMA {TRACKING_SCHEMA};
 CREATE TABLE {TRACKING_SCHEMA}.changes (
-    id bigserial, dropped boolean NOT NULL, tag text, classid oid, objid oid,
+    id bigserial PRIMARY KEY, dropped boolean NOT NULL, tag text, classid oid, objid oid,
     object_type text, names text[]
 );
 CREATE TABLE {TRACKING_SCHEMA}.names (oid oid PRIMARY KEY, nspname name, relname name);
 CREATE TABLE {TRACKING_SCHEMA}.acls (oid oid PRIMARY KEY, acl text);
-CREATE TABLE {TRACKING_SCHEMA}.rows_written (id bigserial, relid oid);
+CREATE TABLE {TRACKING_SCHEMA}.rows_written (id bigserial PRIMARY KEY, relid oid);
 -- A relation's privileges, its columns' included, as one text to compare.
 CREATE VIEW {TRACKING_SCHEMA}.relation_acls AS
 SELECT c.oid, concat(c.relacl::text, ' ', (
