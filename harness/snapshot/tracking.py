@@ -2,9 +2,8 @@
 
 :func:`install_tracking` puts a change log and two event triggers into a scratch database, as
 superuser, before any migration runs there: ``ddl_command_end`` logs every object a command
-created or altered (GRANT, REVOKE, COMMENT and ALTER DEFAULT PRIVILEGES fire it too; a GRANT
-names no object, so the relations it changed are found by comparing their privileges with a
-copy kept in the log) and ``sql_drop`` every object dropped, by name. Both are ``ENABLE ALWAYS`` (a migration that sets
+created or altered (GRANT, REVOKE, COMMENT and ALTER DEFAULT PRIVILEGES fire it too) and
+``sql_drop`` every object dropped, by name. Both are ``ENABLE ALWAYS`` (a migration that sets
 ``session_replication_role = replica`` is still seen) and ``SECURITY DEFINER`` (a migration that
 switched to a role of its own still writes the log). They live in the ``pg_harness`` schema,
 which snapshots, row captures, seeding and isolation checks all skip as a system schema.
@@ -29,10 +28,6 @@ from .model import Snapshot
 from .queries import ROWS_TRIGGER, SCOPED_STATEMENT, TRACKING_SCHEMA
 from .queries.scope import FAMILIES
 
-# The object types of GRANT and REVOKE the log places (see log_command); any other (a database,
-# a language, a large object...) leaves the command unplaced, and the next snapshot whole.
-_PLACED_GRANTS = "'TABLE', 'SEQUENCE', 'FUNCTION', 'PROCEDURE', 'ROUTINE', 'TYPE', 'DOMAIN', 'SCHEMA'"
-
 _INSTALL = f"""
 BEGIN;
 SET LOCAL allow_system_table_mods = on;
@@ -42,16 +37,7 @@ CREATE TABLE {TRACKING_SCHEMA}.changes (
     object_type text, names text[]
 );
 CREATE TABLE {TRACKING_SCHEMA}.names (oid oid PRIMARY KEY, nspname name, relname name);
-CREATE TABLE {TRACKING_SCHEMA}.acls (oid oid PRIMARY KEY, acl text);
 CREATE TABLE {TRACKING_SCHEMA}.rows_written (id bigserial PRIMARY KEY, relid oid);
--- A relation's privileges, its columns' included, as one text to compare.
-CREATE VIEW {TRACKING_SCHEMA}.relation_acls AS
-SELECT c.oid, concat(c.relacl::text, ' ', (
-    SELECT string_agg(a.attnum || '=' || a.attacl::text, ' ' ORDER BY a.attnum)
-    FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attacl IS NOT NULL)) AS acl
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%';
 CREATE FUNCTION {TRACKING_SCHEMA}.log_rows() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
@@ -73,66 +59,48 @@ WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
 INSERT INTO {TRACKING_SCHEMA}.names
 SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%';
-INSERT INTO {TRACKING_SCHEMA}.acls SELECT oid, acl FROM {TRACKING_SCHEMA}.relation_acls;
+CREATE TYPE {TRACKING_SCHEMA}.command AS (
+    classid oid, objid oid, command_tag text, object_type text, in_extension boolean
+);
 CREATE FUNCTION {TRACKING_SCHEMA}.log_command() RETURNS event_trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+    -- Read once: each call of pg_event_trigger_ddl_commands() describes every object again.
+    commands {TRACKING_SCHEMA}.command[] := ARRAY(
+        SELECT ROW(classid, objid, command_tag, object_type, in_extension)::{TRACKING_SCHEMA}.command
+        FROM pg_event_trigger_ddl_commands());
 BEGIN
     INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag, classid, objid, object_type)
-    SELECT false, command_tag, classid, objid, object_type FROM pg_event_trigger_ddl_commands()
-    WHERE NOT (command_tag IN ('GRANT', 'REVOKE') AND object_type IN ({_PLACED_GRANTS}))
-      AND command_tag <> 'ALTER DEFAULT PRIVILEGES';
+    SELECT false, command_tag, classid, objid, object_type FROM unnest(commands);
     -- A command that names no object (REASSIGN OWNED, DROP OWNED) still says something
     -- changed; other drops name theirs to sql_drop.
-    IF NOT FOUND AND (tg_tag NOT LIKE 'DROP %' OR tg_tag = 'DROP OWNED')
-       AND tg_tag NOT IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES') THEN
+    IF NOT FOUND AND (tg_tag NOT LIKE 'DROP %' OR tg_tag = 'DROP OWNED') THEN
         INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag) VALUES (false, tg_tag);
     END IF;
-    -- GRANT and REVOKE name no object: the relations whose privileges they changed are those
-    -- whose ACLs differ from the copy kept here. On a routine or a type they change one object
-    -- of that family (no oid: the family is read whole). Schemas, sequences and default
-    -- privileges are read by every snapshot.
-    IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands()
-               WHERE command_tag IN ('GRANT', 'REVOKE') AND object_type IN ('TABLE', 'SEQUENCE')) THEN
-        WITH changed AS (
-            SELECT r.oid, r.acl FROM {TRACKING_SCHEMA}.relation_acls r
-            LEFT JOIN {TRACKING_SCHEMA}.acls a ON a.oid = r.oid
-            WHERE a.acl IS DISTINCT FROM r.acl
-        ), logged AS (
-            INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag, classid, objid, object_type)
-            SELECT false, tg_tag, 'pg_class'::regclass, oid, 'table' FROM changed
-        )
-        INSERT INTO {TRACKING_SCHEMA}.acls SELECT oid, acl FROM changed
-        ON CONFLICT (oid) DO UPDATE SET acl = excluded.acl;
-    END IF;
-    INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag, classid, objid, object_type)
-    SELECT DISTINCT false, command_tag,
-           CASE WHEN object_type IN ('TYPE', 'DOMAIN') THEN 'pg_type' ELSE 'pg_proc' END::regclass,
-           0, lower(object_type)
-    FROM pg_event_trigger_ddl_commands()
-    WHERE command_tag IN ('GRANT', 'REVOKE') AND object_type IN ('FUNCTION', 'PROCEDURE', 'ROUTINE', 'TYPE', 'DOMAIN');
     -- A relation renamed or moved to another schema is gone under its old name, as if dropped.
     INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag, object_type, names)
     SELECT DISTINCT true, tg_tag, CASE WHEN c.relkind IN ('i', 'I') THEN 'index' ELSE 'table' END,
            ARRAY[o.nspname::text, o.relname::text]
-    FROM pg_event_trigger_ddl_commands() d
+    FROM unnest(commands) d
     JOIN pg_class c ON c.oid = d.objid JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN {TRACKING_SCHEMA}.names o ON o.oid = c.oid
     WHERE d.classid = 'pg_class'::regclass AND (o.nspname, o.relname) <> (n.nspname, c.relname);
     INSERT INTO {TRACKING_SCHEMA}.names
     SELECT DISTINCT c.oid, n.nspname, c.relname
-    FROM pg_event_trigger_ddl_commands() d
+    FROM unnest(commands) d
     JOIN pg_class c ON c.oid = d.objid JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE d.classid = 'pg_class'::regclass
-    ON CONFLICT (oid) DO UPDATE SET nspname = excluded.nspname, relname = excluded.relname;
+    ON CONFLICT (oid) DO UPDATE SET nspname = excluded.nspname, relname = excluded.relname
+    WHERE (names.nspname, names.relname) <> (excluded.nspname, excluded.relname);
     -- What the log cannot place: a renamed schema renames every relation in it; attaching
     -- or detaching a partition changes a relation the command does not name.
     INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag)
-    SELECT DISTINCT false, tg_tag FROM pg_event_trigger_ddl_commands() d
+    SELECT DISTINCT false, tg_tag FROM unnest(commands) d
     LEFT JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
     WHERE d.classid = 'pg_namespace'::regclass AND d.command_tag = 'ALTER SCHEMA'
        OR c.relkind = 'p' AND d.command_tag = 'ALTER TABLE';
     -- Every table created gets a statement trigger logging the statements that write its rows.
-    PERFORM {TRACKING_SCHEMA}.watch_rows(c.oid) FROM pg_event_trigger_ddl_commands() d
+    PERFORM {TRACKING_SCHEMA}.watch_rows(c.oid) FROM unnest(commands) d
     JOIN pg_class c ON c.oid = d.objid
     WHERE d.classid = 'pg_class'::regclass AND NOT d.in_extension AND c.relkind IN ('r', 'p')
       AND c.relpersistence <> 't' AND d.command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO');

@@ -10,10 +10,9 @@ one depends on its table). Of the objects that belong to no relation, functions 
 read when the log names one of their kind (:data:`FAMILIES`), the others (schemas, default
 privileges, extensions...) always: they are few.
 
-``GRANT`` and ``REVOKE`` name no object to event triggers: the log places them itself, by the
-relations whose privileges changed (see :mod:`..tracking`). A command the log cannot place (a
-grant on a language or a database, a renamed schema) or missing event triggers (dropped or
-disabled by a migration) make the scope whole: the snapshot is then complete, as if unscoped.
+A command the log cannot place (``GRANT`` and ``REVOKE`` name no object to event triggers,
+``REASSIGN OWNED`` none at all) or missing event triggers (dropped or disabled by a migration)
+make the scope whole: the snapshot is then complete, as if unscoped.
 """
 
 from __future__ import annotations
