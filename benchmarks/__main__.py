@@ -12,7 +12,9 @@ of the machine (recorded with the results) shifts the seconds more than the rati
 Sections:
 - scale: for each generated history (:mod:`benchmarks.histories`), the floor (Alembic alone,
   :mod:`benchmarks.floor`) and ``harness sweep``; seconds, the ratio, and the cost per revision,
-  which must stay flat (linear growth) rather than grow with the history (quadratic).
+  which must stay flat (linear growth) rather than grow with the history (quadratic). Beside
+  the floor, the same steps as one command each (env.py run per step), the yardstick of a
+  person typing them.
 - alternative: pytest-alembic's two round-trip tests on the ``--compare-at`` history.
 - profile: where the sweep's time goes on that history, by the harness's own parts.
 - walk: migration steps per second on the bundled history and on the generated 100-revision
@@ -64,7 +66,7 @@ from harness.trial import Trial
 from . import alternative
 from .bench_snapshot import schema
 from .cpu import cpu_seconds
-from .floor import run_floor
+from .floor import run_commands, run_floor
 from .histories import write_history
 from .plot import line_chart
 from .seeding import bench_seeding
@@ -119,18 +121,26 @@ def floor_cpu(server: Server, ini: Path, repeat: int) -> tuple[float, float | No
     return statistics.median(wall for wall, _ in runs), statistics.median(cpus) if cpus else None
 
 
+def commands_on_fresh_database(server: Server, ini: Path) -> float:
+    with server.scratch() as database:
+        return run_commands(ini, database.sqlalchemy_url("psycopg"))
+
+
 def bench_scale(server: Server, work: Path, sizes: list[int], repeat: int) -> list[dict[str, Any]]:
     rows = []
     for n in sizes:
         ini = write_history(work / f"history-{n}", n)
         floor, floor_cpu_s = floor_cpu(server, ini, repeat)
+        commands = median_of(repeat, lambda: commands_on_fresh_database(server, ini))
         swept, sweep_cpu_s = cpu_timed_sweep(server, ini)
         cpu_ratio = sweep_cpu_s / floor_cpu_s if sweep_cpu_s and floor_cpu_s else None
         rows.append({"revisions": n, "floor_s": floor, "sweep_s": swept, "ratio": swept / floor,
                      "sweep_ms_per_revision": swept / n * 1000, "floor_cpu_s": floor_cpu_s,
-                     "sweep_cpu_s": sweep_cpu_s, "cpu_ratio": cpu_ratio})
+                     "sweep_cpu_s": sweep_cpu_s, "cpu_ratio": cpu_ratio,
+                     "commands_s": commands, "commands_ratio": swept / commands})
         cpu = f"  CPU {sweep_cpu_s:.2f} s / {floor_cpu_s:.2f} s = x{cpu_ratio:.1f}" if cpu_ratio else ""
-        print(f"  {n:>4} revisions: floor {floor:7.2f} s  sweep {swept:7.2f} s  x{swept / floor:5.1f}{cpu}", flush=True)
+        print(f"  {n:>4} revisions: floor {floor:7.2f} s  sweep {swept:7.2f} s  x{swept / floor:5.1f}{cpu}"
+              f"  (one command a step: {commands:.2f} s, sweep x{swept / commands:.1f})", flush=True)
     return rows
 
 
@@ -272,12 +282,17 @@ def render(results: dict[str, Any]) -> str:
              f"load {results['machine']['load_before']} before, {results['machine']['load_after']} after"]
     if isinstance(results.get("scale"), list):
         lines += ["", "| revisions | floor (s) | sweep (s) | sweep / floor | sweep ms per revision "
-                      "| CPU: floor (s) | CPU: sweep (s) | CPU: sweep / floor |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                      "| CPU: floor (s) | CPU: sweep (s) | CPU: sweep / floor | one command a step (s) "
+                      "| sweep / commands |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['revisions']} | {r['floor_s']:.2f} | {r['sweep_s']:.2f} | {r['ratio']:.1f}x | "
                   f"{r['sweep_ms_per_revision']:.0f} | {_figure(r.get('floor_cpu_s'))} | "
-                  f"{_figure(r.get('sweep_cpu_s'))} | {_figure(r.get('cpu_ratio'), 1, 'x')} |"
+                  f"{_figure(r.get('sweep_cpu_s'))} | {_figure(r.get('cpu_ratio'), 1, 'x')} | "
+                  f"{_figure(r.get('commands_s'))} | {_figure(r.get('commands_ratio'), 1, 'x')} |"
                   for r in results["scale"]]
+        lines += ["", "The floor runs every step in one env.py run; \"one command a step\" runs env.py once "
+                      "per step, as `alembic upgrade`/`downgrade` typed for each would (in one process, the "
+                      "script directory loaded once)."]
     if results.get("alternative") and "error" not in results["alternative"]:
         a = results["alternative"]
         lines += ["", f"pytest-alembic ({a['tool']}, {' + '.join(a['tests'])}) on {a['revisions']} revisions: "

@@ -45,3 +45,29 @@ def run_floor(ini: Path, url: str) -> float:
             return time.perf_counter() - started
     finally:
         engine.dispose()
+
+
+def run_commands(ini: Path, url: str) -> float:
+    """Seconds for the same steps as :func:`run_floor`, one ``alembic upgrade``/``downgrade``
+    each: the project's env.py run once per step on one kept connection, the script directory
+    loaded once. What a person's own commands cost, without starting a process each time."""
+    config = Config(str(ini), stdout=io.StringIO())
+    script = ScriptDirectory.from_config(config)
+    revisions = [script.get_revision(r.revision) for r in reversed(list(script.walk_revisions()))]
+    moves = (MigrationStep.upgrade_from_script, MigrationStep.downgrade_from_script,
+             MigrationStep.upgrade_from_script)
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            config.attributes["connection"] = conn
+            started = time.perf_counter()
+            for revision in revisions:
+                for move in moves:
+                    def step(heads, context, move=move, revision=revision):
+                        return [move(script.revision_map, revision)]
+
+                    with EnvironmentContext(config, script, fn=step):
+                        script.run_env()
+            return time.perf_counter() - started
+    finally:
+        engine.dispose()

@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from ..violations import Violation
 
@@ -35,25 +36,45 @@ def attempt(
     ``replica`` turns foreign-key triggers off, so that a DELETE's row count is not lost to a
     RESTRICT violation; it must be set before the role, which may not set it. ``prepare`` runs
     first, with the connection's own rights (a catalog change the attempt needs).
+
+    Two round trips: the savepoint, ``prepare``, the settings and the statement go as one
+    string (bound on the client: the server takes several statements in one message only
+    without parameters), the rollback as another. Inside a transaction, as isolation checks
+    run, the savepoint undoes the attempt; outside one, a transaction of its own does.
     """
     configs = [pair for pair in (
         setting,
         ("session_replication_role", "replica") if replica else None,
         ("role", role) if role else None,
     ) if pair is not None]
+    nested = conn.info.transaction_status != TransactionStatus.IDLE
+    begin, end = (("SAVEPOINT harness_attempt", "ROLLBACK TO SAVEPOINT harness_attempt; RELEASE SAVEPOINT harness_attempt")
+                  if nested else ("BEGIN", "ROLLBACK"))
+    # Every part is bound with the one list of values: a '%' in a part without values of its
+    # own is doubled, to stay a '%'.
+    statements = [begin, *([_literal(prepare, conn)] if prepare is not None else [])]
+    values: list[Any] = []
+    if configs:
+        statements.append("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in configs))
+        values += [v for pair in configs for v in pair]
+    statements.append(query.as_string(conn) if params is not None else _literal(query, conn))
+    cursor = psycopg.ClientCursor(conn)
     try:
-        with conn.transaction(force_rollback=True):
-            if prepare is not None:
-                conn.execute(prepare)
-            if configs:
-                calls = sql.SQL(", ").join(sql.SQL("set_config(%s, %s, true)") for _ in configs)
-                conn.execute(sql.SQL("SELECT ") + calls, [v for pair in configs for v in pair])
-            cursor = conn.execute(query, params)
-            return AttemptOutcome(cursor.fetchall() if cursor.description else [], cursor.rowcount, None)
+        cursor.execute("; ".join(statements), [*values, *(params or ())])
+        while cursor.nextset():
+            pass
+        return AttemptOutcome(cursor.fetchall() if cursor.description else [], cursor.rowcount, None)
     except psycopg.Error as exc:
         if exc.sqlstate is None:
             raise
         return AttemptOutcome([], 0, exc)
+    finally:
+        cursor.close()
+        conn.execute(end)
+
+
+def _literal(statement: sql.Composable, conn: psycopg.Connection) -> str:
+    return statement.as_string(conn).replace("%", "%%")
 
 
 def leak(setting: str, role: str, tenant: str, relation: str, operation: str, what: str,
