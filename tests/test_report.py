@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -235,6 +236,26 @@ def test_access_exclusive_without_lock_timeout(pg_server, tmp_path):
     assert locks.evidence["revisions"]["a"]["locks"] == []  # creating a table blocks nobody
     others = {k: v for k, v in statuses(report).items() if k not in ("lock_safety", "tenant_isolation")}
     assert set(others.values()) == {VERIFIED}
+
+
+def test_a_slow_start_does_not_hide_the_wait(pg_server, tmp_path, monkeypatch):
+    """The probe's bound runs from the moment the migration waits, not from before Alembic
+    starts: a start slower than the bound (a loaded machine) once let the other session go
+    before the migration asked for its lock, and an upgrade that waits read as not blocked."""
+    from harness.project import Project
+
+    runner = Project.runner
+
+    def slow_probe_runner(self, database, statement_timeout_ms=None):
+        if statement_timeout_ms is not None:  # the lock probe's runner
+            time.sleep(SMALL["lock_wait_s"] * 1.5)
+        return runner(self, database, statement_timeout_ms)
+
+    monkeypatch.setattr(Project, "runner", slow_probe_runner)
+    revisions = [ACCOUNTS, Rev("b", down="a", upgrade='op.add_column("accounts", sa.Column("x", sa.Integer()))',
+                               downgrade='op.drop_column("accounts", "x")')]
+    locks = section(report_on(tmp_path, pg_server, revisions), "lock_safety")
+    assert locks.status == VIOLATED and locks.evidence["revisions"]["b"]["probe"]["outcome"] == "waits"
 
 
 @pytest.mark.parametrize("env", ["per_migration", "generic", "env_var"])
