@@ -5,8 +5,9 @@ again scoped to what the log says changed: the differences against the first sna
 the same scope) must be those a whole snapshot shows, for every one-difference case of
 ``test_snapshot`` (one or more per family the snapshot reads), for drops, and for changes that
 alter other objects' definitions (renames). A change no event trigger sees (a direct catalog
-update) escapes the scoped snapshot, and the whole one at the end of a run catches it: in the
-harness's own runs, shown in ``test_untracked_change_is_caught_at_the_end``.
+update, ``REASSIGN OWNED``) escapes the scoped snapshot, and the whole one at the end of a run
+catches it: in the harness's own runs, shown in ``test_untracked_change_is_caught_at_the_end``
+and ``test_reassign_owned_is_caught_at_the_end``.
 """
 
 from __future__ import annotations
@@ -202,6 +203,31 @@ def test_untracked_change_is_caught_at_the_end(tmp_path, pg_server: Server, scop
         assert found[0].revision is None and "whole snapshot at the end" in found[0].message
     else:
         assert found[0].revision == "r2"
+
+
+# REASSIGN OWNED fires no event trigger: a downgrade that gives t to another role is another
+# change the scoped comparisons cannot see.
+_OWNERS = Rev("r1", upgrade="\n".join([
+    'op.execute("DO $$ BEGIN CREATE ROLE scoped_owner_a; EXCEPTION WHEN duplicate_object THEN NULL; END $$")',
+    'op.execute("DO $$ BEGIN CREATE ROLE scoped_owner_b; EXCEPTION WHEN duplicate_object THEN NULL; END $$")',
+    'op.create_table("t", sa.Column("id", sa.Integer, primary_key=True))',
+    'op.create_table("u", sa.Column("id", sa.Integer, primary_key=True))',
+    'op.execute("ALTER TABLE t OWNER TO scoped_owner_a")',
+]), downgrade='op.drop_table("u")\nop.drop_table("t")')
+_REASSIGNED = Rev("r2", down="r1", upgrade='op.create_index("ix_u", "u", ["id"])',
+                  downgrade='op.drop_index("ix_u", "u")\n'
+                            'op.execute("REASSIGN OWNED BY scoped_owner_a TO scoped_owner_b")')
+
+
+@pytest.mark.parametrize("scoped", [True, False], ids=["scoped", "whole"])
+def test_reassign_owned_is_caught_at_the_end(tmp_path, pg_server: Server, scoped: bool) -> None:
+    """Scoped, the whole snapshot at the end of the run finds it and names no revision; whole
+    snapshots after every step name r2."""
+    ini = make_project(tmp_path, [_OWNERS, _REASSIGNED])
+    violations = sweep(load_settings(ini, scoped_snapshots=scoped), server=pg_server).violations
+    found = [v for v in violations if v.property == "schema" and "table public.t" in v.message]
+    assert found, [v.headline() for v in violations]
+    assert found[0].revision == (None if scoped else "r2")
 
 
 # The same catalog write, undone by the downgrade: a correct history, whose references the

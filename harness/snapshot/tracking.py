@@ -11,7 +11,7 @@ which snapshots, row captures, seeding and isolation checks all skip as a system
 :func:`take_scoped_snapshot` then reads only the relations the log names since a given entry,
 what depends on them, and the relations the caller adds, plus every object that stands on its
 own (see :mod:`.queries.scope`). What no event trigger sees (a direct catalog update, objects
-an extension's script changes, a renamed role) escapes a scoped snapshot: callers take a whole
+an extension's script changes, a renamed role, ``REASSIGN OWNED``) escapes a scoped snapshot: callers take a whole
 one the first time a state is reached and at the end of a run.
 """
 
@@ -72,8 +72,8 @@ DECLARE
 BEGIN
     INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag, classid, objid, object_type)
     SELECT false, command_tag, classid, objid, object_type FROM unnest(commands);
-    -- A command that names no object (REASSIGN OWNED, DROP OWNED) still says something
-    -- changed; other drops name theirs to sql_drop.
+    -- A command that names no object (DROP OWNED) still says something changed; other drops
+    -- name theirs to sql_drop. (REASSIGN OWNED fires no event trigger at all.)
     IF NOT FOUND AND (tg_tag NOT LIKE 'DROP %' OR tg_tag = 'DROP OWNED') THEN
         INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag) VALUES (false, tg_tag);
     END IF;

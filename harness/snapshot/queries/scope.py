@@ -11,7 +11,7 @@ read when the log names one of their kind (:data:`FAMILIES`), the others (schema
 privileges, extensions...) always: they are few.
 
 A command the log cannot place (``GRANT`` and ``REVOKE`` name no object to event triggers,
-``REASSIGN OWNED`` none at all) or missing event triggers (dropped or disabled by a migration)
+``DROP OWNED`` may name none) or missing event triggers (dropped or disabled by a migration)
 make the scope whole: the snapshot is then complete, as if unscoped.
 """
 
