@@ -23,9 +23,7 @@ from sqlalchemy.pool import NullPool
 
 def run_floor(ini: Path, url: str) -> float:
     """Seconds to run every revision of the linear history at ``ini`` up, down, up on ``url``."""
-    config = Config(str(ini), stdout=io.StringIO())
-    script = ScriptDirectory.from_config(config)
-    revisions = [script.get_revision(r.revision) for r in reversed(list(script.walk_revisions()))]
+    config, script, revisions = _history(ini)
 
     def steps(heads, context):
         for revision in revisions:
@@ -51,9 +49,7 @@ def run_commands(ini: Path, url: str) -> float:
     """Seconds for the same steps as :func:`run_floor`, one ``alembic upgrade``/``downgrade``
     each: the project's env.py run once per step on one kept connection, the script directory
     loaded once. What a person's own commands cost, without starting a process each time."""
-    config = Config(str(ini), stdout=io.StringIO())
-    script = ScriptDirectory.from_config(config)
-    revisions = [script.get_revision(r.revision) for r in reversed(list(script.walk_revisions()))]
+    config, script, revisions = _history(ini)
     moves = (MigrationStep.upgrade_from_script, MigrationStep.downgrade_from_script,
              MigrationStep.upgrade_from_script)
     engine = sa.create_engine(url, poolclass=NullPool)
@@ -71,3 +67,10 @@ def run_commands(ini: Path, url: str) -> float:
             return time.perf_counter() - started
     finally:
         engine.dispose()
+
+
+def _history(ini: Path) -> tuple[Config, ScriptDirectory, list]:
+    """The project's config, its script directory, and its revisions from the first."""
+    config = Config(str(ini), stdout=io.StringIO())
+    script = ScriptDirectory.from_config(config)
+    return config, script, [script.get_revision(r.revision) for r in reversed(list(script.walk_revisions()))]

@@ -48,8 +48,7 @@ def attempt(
         ("role", role) if role else None,
     ) if pair is not None]
     nested = conn.info.transaction_status != TransactionStatus.IDLE
-    begin, end = (("SAVEPOINT harness_attempt", "ROLLBACK TO SAVEPOINT harness_attempt; RELEASE SAVEPOINT harness_attempt")
-                  if nested else ("BEGIN", "ROLLBACK"))
+    begin, end = _IN_A_SAVEPOINT if nested else _IN_A_TRANSACTION
     # Every part is bound with the one list of values: a '%' in a part without values of its
     # own is doubled, to stay a '%'.
     statements = [begin, *([_literal(prepare, conn)] if prepare is not None else [])]
@@ -71,6 +70,12 @@ def attempt(
     finally:
         cursor.close()
         conn.execute(end)
+
+
+_IN_A_SAVEPOINT = ("SAVEPOINT harness_attempt",
+                   "ROLLBACK TO SAVEPOINT harness_attempt; RELEASE SAVEPOINT harness_attempt")
+_IN_A_TRANSACTION = ("BEGIN", "ROLLBACK")
+"""How an attempt begins and ends, inside the caller's transaction or outside any."""
 
 
 def _literal(statement: sql.Composable, conn: psycopg.Connection) -> str:

@@ -11,8 +11,8 @@ which snapshots, row captures, seeding and isolation checks all skip as a system
 :func:`take_scoped_snapshot` then reads only the relations the log names since a given entry,
 what depends on them, and the relations the caller adds, plus every object that stands on its
 own (see :mod:`.queries.scope`). What no event trigger sees (a direct catalog update, objects
-an extension's script changes, a renamed role, ``REASSIGN OWNED``) escapes a scoped snapshot: callers take a whole
-one the first time a state is reached and at the end of a run.
+an extension's script changes, a renamed role, ``REASSIGN OWNED``) escapes a scoped snapshot:
+callers take a whole one the first time a state is reached and at the end of a run.
 """
 
 from __future__ import annotations
