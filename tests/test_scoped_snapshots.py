@@ -161,8 +161,54 @@ def test_functions_and_types_are_read_when_the_log_names_one(
     assert read == families
 
 
+@pytest.mark.parametrize(("change", "families"), [
+    ("GRANT SELECT ON app.wide TO snap_app", {"privileges"}),
+    ("GRANT SELECT ON ALL TABLES IN SCHEMA app TO snap_app", {"privileges"}),
+    ("REVOKE ALL ON app.tenants FROM snap_app", {"privileges"}),
+    ("GRANT SELECT, UPDATE ON SEQUENCE app.counter TO snap_other", {"privileges"}),
+    ("GRANT SELECT ON app.v_invoices TO snap_other", {"privileges"}),
+    ("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA app TO snap_other", {"functions"}),
+    ("GRANT USAGE ON TYPE app.status TO snap_other", {"types"}),
+    ("GRANT CREATE ON SCHEMA app TO snap_other", set()),
+    ("GRANT SELECT ON app.wide TO snap_other; GRANT USAGE ON DOMAIN app.email TO snap_other",
+     {"privileges", "types"}),
+])
+def test_a_grant_is_found_by_a_narrow_read(tracked: psycopg.Connection, change: str, families: set[str]) -> None:
+    """GRANT and REVOKE name no object to an event trigger, only its kind: the step reads that
+    kind's privileges everywhere (every relation's grants, every function, every type), not the
+    whole schema, and finds what the whole snapshot finds."""
+    scoped, whole, narrow = scoped_and_whole(tracked, change)
+    assert narrow and whole and scoped == whole
+    before = take_scoped_snapshot(tracked, None, since=None)
+    assert take_scoped_snapshot(tracked, None, since=before.last).scope.families == frozenset()
+    _run(tracked, "REVOKE ALL ON app.wide FROM snap_other")
+    assert take_scoped_snapshot(tracked, None, since=before.last).scope.families == {"privileges"}
+
+
+def test_a_revoke_taking_column_grants_too_is_read_narrow(tracked: psycopg.Connection) -> None:
+    """REVOKE on a table also takes the grants on its columns: a correct downgrade of column
+    grants, found as such, not as leftovers."""
+    _run(tracked, "GRANT UPDATE (a, b) ON app.wide TO snap_other")
+    scoped, whole, narrow = scoped_and_whole(tracked, "REVOKE ALL ON app.wide FROM snap_other")
+    assert narrow and scoped == whole
+    assert sorted(d.object for d in whole) == ["grant UPDATE(a) on table app.wide to snap_other",
+                                               "grant UPDATE(b) on table app.wide to snap_other"]
+
+
+def test_a_grant_in_scope_reads_no_other_relation(tracked: psycopg.Connection) -> None:
+    """Every relation's grants, and nothing else of any relation the log does not name."""
+    before = take_scoped_snapshot(tracked, None, since=None)
+    _run(tracked, "GRANT SELECT ON app.wide TO snap_app")
+    after = take_scoped_snapshot(tracked, None, since=before.last)
+    assert after.scope is not None and not after.scope.roots
+    relations = {after.snapshot.tables[key] for key in after.snapshot.objects if key in after.snapshot.tables}
+    assert "app.tenants" in relations  # it has grants (BASE gives some)
+    assert all(key.startswith(("grant ", "revoke ")) for key in after.snapshot.objects
+               if key in after.snapshot.tables)
+
+
 @pytest.mark.parametrize("change", [
-    "GRANT SELECT ON app.wide TO snap_app",  # GRANT names no object to an event trigger
+    "GRANT USAGE ON LANGUAGE plpgsql TO snap_app",  # a kind no family of the snapshot covers
     "ALTER SCHEMA app RENAME TO application",  # renames every relation in it
     "ALTER TABLE app.events DETACH PARTITION app.events_2025",  # changes the partition, unnamed
     "ALTER EVENT TRIGGER harness_log_command DISABLE",  # the log stops: nothing is trusted

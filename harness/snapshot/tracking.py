@@ -137,7 +137,8 @@ def install_tracking(conn: psycopg.Connection) -> bool:
 @dataclasses.dataclass(frozen=True)
 class Scope:
     """What a scoped snapshot covers: objects of these relations, these keys, the objects of
-    these families (see ``FAMILIES``) and every other object that belongs to no relation."""
+    these families (see ``FAMILIES``; with ``privileges``, the grants on every relation) and
+    every other object that belongs to no relation."""
 
     roots: frozenset[str]
     """Relations as snapshots name them in ``Snapshot.tables`` (``schema.table``, unquoted)."""
@@ -149,7 +150,8 @@ class Scope:
         """Whether the object ``key`` of ``snapshot`` is in this scope."""
         table = snapshot.tables.get(key)
         if table is not None:
-            return table in self.roots or key in self.keys
+            return table in self.roots or key in self.keys or (
+                "privileges" in self.families and key.startswith(_PRIVILEGE_PREFIXES))
         family = family_of(key)
         return family is None or family in self.families
 
@@ -174,10 +176,13 @@ class Scope:
 _FAMILY_PREFIXES = {"type ": "types", "function ": "functions", "procedure ": "functions", "aggregate ": "functions"}
 
 
+_PRIVILEGE_PREFIXES = ("grant ", "revoke ")
+
+
 def family_of(key: str) -> str | None:
     """The family (see ``FAMILIES``) of an object that belongs to no relation, if it has one:
     functions and types, their grants, and domains' constraints."""
-    if key.startswith(("grant ", "revoke ")):
+    if key.startswith(_PRIVILEGE_PREFIXES):
         key = key.split(" on ", 1)[-1]
     elif key.startswith("constraint ") and " on domain " in key:
         return "types"

@@ -73,17 +73,21 @@ WITH @scope_ctes@ ns AS (
     FROM pg_namespace n
     WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
       AND {not_part_of_another('pg_namespace', 'n.oid')}
-), rel AS (
+), any_rel AS (
     SELECT c.oid, c.relkind, c.relowner, c.relacl, ns.nspname, c.relname,
            {qualified('ns.nspname', 'c.relname')} AS qname,
            ns.nspname || '.' || c.relname AS tbl,
            CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view '
                           WHEN 'f' THEN 'foreign table ' WHEN 'S' THEN 'sequence ' ELSE 'table ' END
            || {qualified('ns.nspname', 'c.relname')} AS key
-    FROM pg_class c JOIN ns ON ns.oid = c.relnamespace @scope_join@
+    FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
       AND c.oid <> current_setting('{VERSION_TABLE_SETTING}')::oid
-      AND {not_part_of_another('pg_class', 'c.oid')} @scope_filter@
+      AND {not_part_of_another('pg_class', 'c.oid')}
+), rel AS (
+    SELECT r.* FROM any_rel r @scope_join@ WHERE true @scope_filter@
+), acl_rel AS (
+    SELECT r.* FROM any_rel r @scope_join@ WHERE true @scope_privileges@
 ), typ AS (
     SELECT t.oid, t.typowner, t.typacl, {qualified('ns.nspname', 't.typname')} AS qname,
            'type ' || {qualified('ns.nspname', 't.typname')} AS key

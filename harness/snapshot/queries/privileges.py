@@ -23,10 +23,10 @@ ACL_OBJECTS = f"""
     SELECT '' AS prefix, r.key AS target, NULL AS col, r.relacl AS acl, r.relowner AS owner,
            (CASE r.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char" AS kind,
            r.tbl
-    FROM rel r
+    FROM acl_rel r
   UNION ALL
     SELECT '', r.key, quote_ident(a.attname), a.attacl, r.relowner, 'c', r.tbl
-    FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid
+    FROM acl_rel r JOIN pg_attribute a ON a.attrelid = r.oid
     WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
   UNION ALL
     SELECT '', format('schema %I', n.nspname), NULL, n.nspacl, n.nspowner, 'n', NULL FROM ns n

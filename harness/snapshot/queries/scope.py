@@ -10,8 +10,14 @@ one depends on its table). Of the objects that belong to no relation, functions 
 read when the log names one of their kind (:data:`FAMILIES`), the others (schemas, default
 privileges, extensions...) always: they are few.
 
-A command the log cannot place (``GRANT`` and ``REVOKE`` name no object to event triggers,
-``DROP OWNED`` may name none) or missing event triggers (dropped or disabled by a migration)
+``GRANT`` and ``REVOKE`` name no object to event triggers, only the kind of object they granted
+on (``TABLE`` for a table, a view or their columns, one or ``ALL TABLES IN SCHEMA``): the scope
+then takes every object of that kind's privileges (:data:`GRANTED_KINDS`), the grants on every
+relation (the ``privileges`` family), or every function or type. That is one catalog scan, not
+the whole schema: a history that grants in most revisions keeps its snapshots narrow.
+
+A command the log cannot place otherwise (``DROP OWNED`` may name nothing, a ``GRANT`` on a kind
+the snapshot has no family for) or missing event triggers (dropped or disabled by a migration)
 make the scope whole: the snapshot is then complete, as if unscoped.
 """
 
@@ -70,6 +76,25 @@ it by ``schema, table, name``, so the relation is its first two names."""
 UNPLACED = "NOT dropped AND classid IS NULL"
 """A logged command that names no object."""
 
+GRANTED_KINDS = {
+    "privileges": ("TABLE", "SEQUENCE", "COLUMN"),
+    "functions": ("FUNCTION", "PROCEDURE", "ROUTINE"),
+    "types": ("TYPE", "DOMAIN"),
+    None: ("SCHEMA", "FOREIGN DATA WRAPPER", "FOREIGN SERVER"),
+}
+"""The ``object_type`` a ``GRANT`` or ``REVOKE`` is logged with, by the family whose reading
+covers its privileges; None: privileges on objects that are always read."""
+
+
+def _granted(kinds: tuple[str, ...]) -> str:
+    """A logged ``GRANT`` or ``REVOKE`` on one of ``kinds``."""
+    listed = ", ".join(f"'{kind}'" for kind in kinds)
+    return f"{UNPLACED} AND tag IN ('GRANT', 'REVOKE') AND object_type IN ({listed})"
+
+
+def _granted_on(family: str) -> str:
+    return f"OR EXISTS (SELECT FROM logged WHERE {_granted(GRANTED_KINDS[family])})"
+
 TRACKING_OFF = f"""(SELECT count(*) FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
             JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = '{TRACKING_SCHEMA}' AND e.evtenabled = 'A') < 2"""
@@ -84,7 +109,8 @@ RECURSIVE scope_request AS (
 ), {TOUCHED}, scope AS (
     SELECT
         s.request IS NULL
-        OR EXISTS (SELECT FROM logged WHERE {UNPLACED})
+        OR EXISTS (SELECT FROM logged WHERE {UNPLACED}
+                   AND NOT ({_granted(tuple(kind for kinds in GRANTED_KINDS.values() for kind in kinds))}))
         OR {TRACKING_OFF} AS whole,
         ARRAY(
             SELECT jsonb_array_elements_text(s.request->'roots')
@@ -105,6 +131,7 @@ RECURSIVE scope_request AS (
             SELECT 'functions' WHERE s.request->'roots' ? '@functions'
                 OR EXISTS (SELECT FROM touched WHERE classid = 'pg_proc'::regclass)
                 OR EXISTS (SELECT FROM logged WHERE dropped AND object_type IN ('function', 'procedure', 'aggregate'))
+                {_granted_on('functions')}
           UNION ALL
             SELECT 'types' WHERE s.request->'roots' ? '@types'
                 OR EXISTS (SELECT FROM touched t WHERE t.classid = 'pg_type'::regclass AND NOT EXISTS (
@@ -115,6 +142,9 @@ RECURSIVE scope_request AS (
                 OR EXISTS (SELECT FROM touched t JOIN pg_class c ON c.oid = t.objid
                            WHERE t.classid = 'pg_class'::regclass AND c.relkind = 'c')
                 OR EXISTS (SELECT FROM logged WHERE dropped AND object_type IN ('type', 'domain', 'domain constraint'))
+                {_granted_on('types')}
+          UNION ALL
+            SELECT 'privileges' WHERE s.request->'roots' ? '@privileges' {_granted_on('privileges')}
         ) AS families,
         (SELECT coalesce(max(id), 0) FROM {TRACKING_SCHEMA}.changes) AS last
     FROM scope_request s
@@ -122,20 +152,23 @@ RECURSIVE scope_request AS (
 """
 """Prepended to the snapshot's own CTEs (``WITH`` then these, then ``ns AS ...``)."""
 
-RELATION_FILTER = "AND (scope.whole OR ns.nspname || '.' || c.relname = ANY(scope.roots))"
+RELATION_FILTER = "AND (scope.whole OR r.tbl = ANY(scope.roots))"
 """A sequence is read as a relation of its own: the log names it when a command changes it, and
 ``pg_depend`` when a command changes the table owning it."""
 
-FAMILIES = ("functions", "types")
-"""Objects that belong to no relation and are read only when the log names one of their kind
-(a function, procedure or aggregate; a type, or a domain's constraint), or when the caller asks
-for the family (``"@functions"`` among the roots): their catalogs are the largest a schema has
-(every function of every extension, a row type and an array type per table)."""
+FAMILIES = ("functions", "types", "privileges")
+"""Objects read only when the log names one of their kind (a function, procedure or aggregate; a
+type, or a domain's constraint; a grant on a relation, see :data:`GRANTED_KINDS`), or when the
+caller asks for the family (``"@functions"`` among the roots). Functions and types belong to no
+relation and their catalogs are the largest a schema has (every function of every extension, a
+row type and an array type per table); the privileges of a relation are otherwise read with it."""
 
 
 def family_filter(family: str) -> str:
-    """The condition that reads the objects of ``family`` (one of :data:`FAMILIES`)."""
-    return f"AND (scope.whole OR '{family}' = ANY(scope.families))"
+    """The condition that reads the objects of ``family`` (one of :data:`FAMILIES`); the
+    privileges of the relations in scope are read whatever the families."""
+    roots = " OR r.tbl = ANY(scope.roots)" if family == "privileges" else ""
+    return f"AND (scope.whole{roots} OR '{family}' = ANY(scope.families))"
 
 SUMMARY = """
 SELECT NULL, NULL, jsonb_build_object('whole', whole, 'roots', to_jsonb(roots), 'keys', to_jsonb(keys),
