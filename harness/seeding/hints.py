@@ -9,6 +9,7 @@ and the report's deterministic filler) read them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -108,11 +109,20 @@ _FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "="}
 def check_hints(definition: str, columns: set[str]) -> dict[str, Hints]:
     """Hints per column from one ``pg_get_constraintdef`` text; unknown names are ignored."""
     found: dict[str, Hints] = {}
-
-    def add(match: re.Match[str], hints: Hints) -> None:
-        name = _identifier(match["col0"])
+    for name, hints in _check_hints(definition):
         if name in columns:
             found[name] = found.get(name, NO_HINTS).merge(hints)
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_hints(definition: str) -> tuple[tuple[str, Hints], ...]:
+    """Each (column, hint) the text gives, in order: parsed once per text, as a sweep reads the
+    catalog again after every step and most checks are those it read before."""
+    found: list[tuple[str, Hints]] = []
+
+    def add(match: re.Match[str], hints: Hints) -> None:
+        found.append((_identifier(match["col0"]), hints))
 
     for m in _IN_LIST.finditer(definition):
         add(m, Hints(values=tuple(_literals(m["items"]))))
@@ -130,7 +140,7 @@ def check_hints(definition: str, columns: set[str]) -> dict[str, Hints]:
         add(m, _length(m["op0"], int(Decimal(m["num0"]))))
     for m in _NOT_EMPTY.finditer(definition):
         add(m, Hints(min_length=1))
-    return found
+    return tuple(found)
 
 
 def orderings(definition: str, columns: set[str]) -> Iterator[tuple[str, str]]:
