@@ -326,9 +326,11 @@ def _observe(log: list[LoggedStep], start: State) -> None:
     edges walked, steps, rows per table. An example that starts from a filled state walked none
     of the edges leading there (its log begins with an upgrade to the start, a template cloned,
     with no revision of its own), so those edges are features of the examples that walk them
-    only. The targets make a long walk prefer examples that exercise more distinct edges
-    and more steps on rows: Hypothesis optimises them in runs of 1 000 examples or more (the
-    nightly profile), and a value depends on the example only, so a seed still repeats a walk.
+    only. The targets make a walk prefer examples that exercise more distinct edges and more
+    steps on rows: Hypothesis keeps optimising them in runs of 1 000 examples or more (the
+    nightly profile), and recent versions spend one pass on them in shorter runs (the ci
+    profile's examples, not more of them); a value depends on the example only, so a seed
+    still repeats a walk.
     """
     edges = sorted({(step.op, step.revision) for step in log if step.revision is not None})
     rows: collections.Counter[str] = collections.Counter()
