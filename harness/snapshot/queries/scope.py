@@ -93,7 +93,8 @@ def _granted(kinds: tuple[str, ...]) -> str:
 
 
 def _granted_on(family: str) -> str:
-    return f"OR EXISTS (SELECT FROM logged WHERE {_granted(GRANTED_KINDS[family])})"
+    return f"EXISTS (SELECT FROM logged WHERE {_granted(GRANTED_KINDS[family])})"
+
 
 TRACKING_OFF = f"""(SELECT count(*) FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid
             JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -131,7 +132,7 @@ RECURSIVE scope_request AS (
             SELECT 'functions' WHERE s.request->'roots' ? '@functions'
                 OR EXISTS (SELECT FROM touched WHERE classid = 'pg_proc'::regclass)
                 OR EXISTS (SELECT FROM logged WHERE dropped AND object_type IN ('function', 'procedure', 'aggregate'))
-                {_granted_on('functions')}
+                OR {_granted_on('functions')}
           UNION ALL
             SELECT 'types' WHERE s.request->'roots' ? '@types'
                 OR EXISTS (SELECT FROM touched t WHERE t.classid = 'pg_type'::regclass AND NOT EXISTS (
@@ -142,9 +143,9 @@ RECURSIVE scope_request AS (
                 OR EXISTS (SELECT FROM touched t JOIN pg_class c ON c.oid = t.objid
                            WHERE t.classid = 'pg_class'::regclass AND c.relkind = 'c')
                 OR EXISTS (SELECT FROM logged WHERE dropped AND object_type IN ('type', 'domain', 'domain constraint'))
-                {_granted_on('types')}
+                OR {_granted_on('types')}
           UNION ALL
-            SELECT 'privileges' WHERE s.request->'roots' ? '@privileges' {_granted_on('privileges')}
+            SELECT 'privileges' WHERE {_granted_on('privileges')}
         ) AS families,
         (SELECT coalesce(max(id), 0) FROM {TRACKING_SCHEMA}.changes) AS last
     FROM scope_request s
