@@ -24,6 +24,7 @@ from harness.settings import load_settings
 from harness.snapshot import (
     Difference, diff_snapshots, family_of, install_tracking, take_scoped_snapshot, take_snapshot,
 )
+from harness.snapshot.tracking import Scope
 
 from mutants import CORRECT, MUTANTS, with_role
 from projects import Rev, make_project
@@ -47,14 +48,15 @@ def tracked(server: Server) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def scoped_and_whole(conn: psycopg.Connection, change: str) -> tuple[list[Difference], list[Difference], bool]:
-    """(scoped differences, whole differences, whether the scoped read was narrower than whole)."""
+def scoped_and_whole(conn: psycopg.Connection, change: str,
+                     ) -> tuple[list[Difference], list[Difference], Scope | None]:
+    """(scoped differences, whole differences, the scope read: None when it was whole)."""
     before = take_scoped_snapshot(conn, None, since=None)
     _run(conn, change)
     after = take_scoped_snapshot(conn, None, since=before.last)
     whole = diff_snapshots(before.snapshot, take_snapshot(conn, None))
     reference = after.scope.restrict(before.snapshot) if after.scope else before.snapshot
-    return diff_snapshots(reference, after.snapshot), whole, after.scope is not None
+    return diff_snapshots(reference, after.snapshot), whole, after.scope
 
 
 DROPS_AND_RENAMES = [
@@ -118,8 +120,8 @@ def test_a_step_reads_only_what_it_touched(tracked: psycopg.Connection, change: 
 def test_a_sequence_change_is_found_by_a_narrow_read(tracked: psycopg.Connection, change: str) -> None:
     """A sequence is a relation of its own in the scope, an owned one depends on its table: what
     a change does to sequences is found without reading the whole schema."""
-    scoped, whole, narrow = scoped_and_whole(tracked, change)
-    assert narrow and whole and scoped == whole
+    scoped, whole, scope = scoped_and_whole(tracked, change)
+    assert scope is not None and whole and scoped == whole
 
 
 @pytest.mark.parametrize(("change", "sequence", "read"), [
@@ -177,20 +179,17 @@ def test_a_grant_is_found_by_a_narrow_read(tracked: psycopg.Connection, change: 
     """GRANT and REVOKE name no object to an event trigger, only its kind: the step reads that
     kind's privileges everywhere (every relation's grants, every function, every type), not the
     whole schema, and finds what the whole snapshot finds."""
-    scoped, whole, narrow = scoped_and_whole(tracked, change)
-    assert narrow and whole and scoped == whole
-    before = take_scoped_snapshot(tracked, None, since=None)
-    assert take_scoped_snapshot(tracked, None, since=before.last).scope.families == frozenset()
-    _run(tracked, "REVOKE ALL ON app.wide FROM snap_other")
-    assert take_scoped_snapshot(tracked, None, since=before.last).scope.families == {"privileges"}
+    scoped, whole, scope = scoped_and_whole(tracked, change)
+    assert scope is not None and scope.families == families
+    assert whole and scoped == whole
 
 
 def test_a_revoke_taking_column_grants_too_is_read_narrow(tracked: psycopg.Connection) -> None:
     """REVOKE on a table also takes the grants on its columns: a correct downgrade of column
     grants, found as such, not as leftovers."""
     _run(tracked, "GRANT UPDATE (a, b) ON app.wide TO snap_other")
-    scoped, whole, narrow = scoped_and_whole(tracked, "REVOKE ALL ON app.wide FROM snap_other")
-    assert narrow and scoped == whole
+    scoped, whole, scope = scoped_and_whole(tracked, "REVOKE ALL ON app.wide FROM snap_other")
+    assert scope is not None and scope.families == {"privileges"} and scoped == whole
     assert sorted(d.object for d in whole) == ["grant UPDATE(a) on table app.wide to snap_other",
                                                "grant UPDATE(b) on table app.wide to snap_other"]
 
@@ -221,9 +220,9 @@ def test_a_change_the_log_cannot_place_makes_the_snapshot_whole(tracked: psycopg
 
 def test_a_direct_catalog_update_escapes_the_scope(tracked: psycopg.Connection) -> None:
     """What no event trigger sees is invisible to a scoped snapshot: hence the whole ones."""
-    scoped, whole, narrow = scoped_and_whole(
+    scoped, whole, scope = scoped_and_whole(
         tracked, "UPDATE pg_class SET relrowsecurity = true WHERE oid = 'app.wide'::regclass")
-    assert narrow and not scoped
+    assert scope is not None and not scoped
     assert [d.object for d in whole] == ["table app.wide"]
 
 
