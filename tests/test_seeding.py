@@ -223,6 +223,21 @@ def test_catalog_describes_types_keys_and_constraints(schema_conn: psycopg.Conne
     assert [v[:10] for v in events.column("at").hints.values] == ["2020-01-01", "2025-01-01"]
 
 
+def test_a_table_read_again_is_rebuilt_only_from_what_it_is_now(pg_conn: psycopg.Connection) -> None:
+    """Tables are built once per distinct catalog rows and column types: a change of the
+    table or of a type it uses is read at once; an unchanged one is reused."""
+    pg_conn.execute("CREATE TYPE mood AS ENUM ('calm'); CREATE DOMAIN small AS int CHECK (VALUE < 10);"
+                    "CREATE TABLE t (id int PRIMARY KEY, m mood, s small)")
+    before = read_catalog(pg_conn)["public.t"]
+    assert read_catalog(pg_conn)["public.t"] is before
+    pg_conn.execute("ALTER TYPE mood ADD VALUE 'angry'")
+    assert read_catalog(pg_conn)["public.t"].column("m").type.labels == ("calm", "angry")
+    pg_conn.execute("ALTER DOMAIN small ADD CHECK (VALUE > 0)")
+    assert read_catalog(pg_conn)["public.t"].column("s").type.hints.lower == (0, False)
+    pg_conn.execute("ALTER TABLE t ADD CHECK (id < 5)")
+    assert read_catalog(pg_conn)["public.t"].column("id").hints.upper == (5, False)
+
+
 @pytest.mark.parametrize(
     ("definition", "column", "expected"),
     [

@@ -293,21 +293,32 @@ def read_catalog(
 
     types = _TypeReader(type_rows)
     built = [
-        dataclasses.replace(
-            _build_table(schema, name, partitioned, columns[oid], constraints[oid], unique[oid],
-                         partitions[oid], types),
-            tenant=tenants.get(oid),
+        _build_table(
+            schema, name, partitioned, tuple(columns[oid]), _frozen(constraints[oid]),
+            tuple(map(tuple, unique[oid])), _frozen(partitions[oid]),
+            tuple(types.info(row[2], row[3]) for row in columns[oid]),
+            tenants.get(oid),
         )
         for oid, schema, name, partitioned in tables
     ]
     return Catalog(_parents_first(built))
 
 
+def _frozen(rows: list) -> tuple:
+    """Catalog rows with their arrays (lists) as tuples, so that they can key a cache."""
+    return tuple(tuple(tuple(v) if isinstance(v, list) else v for v in row) for row in rows)
+
+
+@functools.lru_cache(maxsize=8192)
 def _build_table(
-    schema: str, name: str, partitioned: bool, column_rows: list[tuple],
-    constraint_rows: list[tuple], unique_rows: list[list[int]],
-    partition_rows: list[tuple[list[int], str]], types: _TypeReader,
+    schema: str, name: str, partitioned: bool, column_rows: tuple[tuple, ...],
+    constraint_rows: tuple[tuple, ...], unique_rows: tuple[tuple[int, ...], ...],
+    partition_rows: tuple[tuple[tuple[int, ...], str], ...], infos: tuple[TypeInfo, ...],
+    tenant: Tenancy | None,
 ) -> Table:
+    """One table from its catalog rows and its columns' types, built once per run for each
+    distinct input: a sweep reads the catalog at every state, and most tables are as they were
+    at the last one (building them is most of a read's time, not its queries)."""
     by_attnum = {row[0]: row[1] for row in column_rows}
     names = set(by_attnum.values())
     hints: dict[str, Hints] = collections.defaultdict(Hints)
@@ -337,14 +348,14 @@ def _build_table(
         Column(
             name=attname,
             cast=cast,
-            type=types.info(typid, typmod),
+            type=info,
             not_null=notnull,
             default=default,
             identity=_IDENTITY.get(identity, ""),
             generated=bool(generated),
             hints=hints.get(attname, NO_HINTS),
         )
-        for _, attname, typid, typmod, cast, notnull, default, identity, generated in column_rows
+        for (_, attname, _, _, cast, notnull, default, identity, generated), info in zip(column_rows, infos)
     )
     return Table(
         schema=schema,
@@ -357,6 +368,7 @@ def _build_table(
         partitioned=partitioned,
         ordered=tuple(dict.fromkeys(ordered)),
         checks=tuple(checks),
+        tenant=tenant,
     )
 
 
