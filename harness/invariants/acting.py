@@ -37,10 +37,11 @@ def attempt(
     RESTRICT violation; it must be set before the role, which may not set it. ``prepare`` runs
     first, with the connection's own rights (a catalog change the attempt needs).
 
-    Two round trips: the savepoint, ``prepare``, the settings and the statement go as one
-    string (bound on the client: the server takes several statements in one message only
-    without parameters), the rollback as another. Inside a transaction, as isolation checks
-    run, the savepoint undoes the attempt; outside one, a transaction of its own does.
+    One round trip: the savepoint, ``prepare``, the settings, the statement and the rollback
+    go as one string (bound on the client: the server takes several statements in one message
+    only without parameters). A statement that fails stops the string before the rollback,
+    which then goes alone. Inside a transaction, as isolation checks run, the savepoint undoes
+    the attempt; outside one, a transaction of its own does.
     """
     configs = [pair for pair in (
         setting,
@@ -58,10 +59,12 @@ def attempt(
         values += [v for pair in configs for v in pair]
     statements.append(query.as_string(conn) if params is not None else _literal(query, conn))
     cursor = psycopg.ClientCursor(conn)
+    ended = False
     try:
-        cursor.execute("; ".join(statements), [*values, *(params or ())])
-        while cursor.nextset():
-            pass
+        cursor.execute("; ".join([*statements, end]), [*values, *(params or ())])
+        ended = True
+        for _ in statements[1:]:  # to the statement's own result
+            cursor.nextset()
         return AttemptOutcome(cursor.fetchall() if cursor.description else [], cursor.rowcount, None)
     except psycopg.Error as exc:
         if exc.sqlstate is None:
@@ -69,7 +72,8 @@ def attempt(
         return AttemptOutcome([], 0, exc)
     finally:
         cursor.close()
-        conn.execute(end)
+        if not ended:
+            conn.execute(end)
 
 
 _IN_A_SAVEPOINT = ("SAVEPOINT harness_attempt",

@@ -20,10 +20,13 @@ from .data import ComparedColumn, Row, RowsSnapshot, TableName, TableRows
 # The text form of dates, intervals, floats and bytea depends on session settings; fixing them
 # makes two captures comparable whatever the connection's defaults are. row_security=off makes
 # a role that RLS would filter fail loudly instead of silently capturing a subset of the rows.
+# Merge joins are off for the same reason as in a snapshot (see harness.snapshot.reader): the
+# log's few changed objects would be joined with the whole of pg_depend.
 _SESSION = (
     "SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true),"
     " set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '1', true),"
-    " set_config('bytea_output', 'hex', true), set_config('row_security', 'off', true), set_config('jit', 'off', true)"
+    " set_config('bytea_output', 'hex', true), set_config('row_security', 'off', true), set_config('jit', 'off', true),"
+    " set_config('enable_mergejoin', 'off', true)"
 )
 
 # A table's columns as the data checks compare them, aggregated over pg_attribute and pg_type.

@@ -29,6 +29,10 @@ _SETTINGS = {
     # The statement's cost estimate crosses jit_above_cost on larger schemas; compiling it takes
     # longer (about 450 ms) than running it.
     "jit": "off",
+    # Its plan is generic and cannot know how few rows a scope has: a merge join walked the
+    # whole of pg_depend's index to follow the dependencies of a handful of changed objects
+    # (a scoped read of one revision's 28 objects: 4.4 ms at 400 tables, 3.2 ms without).
+    "enable_mergejoin": "off",
 }
 
 _SETUP = sql.SQL("SELECT {settings}, set_config({scope}, %(scope)s, true), "
