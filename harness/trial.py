@@ -22,6 +22,8 @@ from .references import Unreachable
 from .runner import StepOutcome
 from .schema_watch import SchemaWatch
 from .seeding import read_catalog
+from .seeding.catalog import Catalog, CatalogRead, read_tables
+from .seeding.catalog_changes import changed_tables
 from .seeding.filling import Tenancy, fill
 from .session import Session
 from .snapshot import install_tracking
@@ -117,6 +119,8 @@ class Trial:
         # Tables (schema.table) created or restructured since the last fill; None: every table.
         self._unfilled: set[str] | None = set() if filled else None
         self._created: set[str] = set()
+        self._catalog_read: tuple[CatalogRead, int] | None = None
+        """The last seeding catalog read on this database, and the change log's entry then."""
         session.coverage.states[start] += 1
 
     def upgrade(self, revision: str, *, canonical: bool = False) -> list[Violation]:
@@ -199,7 +203,7 @@ class Trial:
         if tables is not None and not tables:
             return []
         self._reads.inserted()
-        inserted = self._fill_all(self.conn, tables)
+        inserted = self._fill_all(self.conn, self._read_catalog, tables)
         if inserted:
             self._log_rows(inserted)
         return self._check_isolation(self.state, revision=check) if check else []
@@ -219,18 +223,31 @@ class Trial:
         """
         if self.session.settings.scoped_snapshots:
             install_tracking(conn)
-        return capture_rows(conn, exclude=self._exclude), self._fill_all(conn)
+        return capture_rows(conn, exclude=self._exclude), self._fill_all(
+            conn, lambda: read_catalog(conn, exclude=self._exclude))
 
-    def _fill_all(self, conn: psycopg.Connection, tables: Collection[str] | None = None,
-                  ) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    def _fill_all(self, conn: psycopg.Connection, read_catalog: Callable[[], Catalog],
+                  tables: Collection[str] | None = None) -> tuple[tuple[str, Mapping[str, Any]], ...]:
         """The filler's rows for ``tables`` (every table: None), as ``(table, record)`` in the
-        order they went in (parents first)."""
+        order they went in (parents first); ``read_catalog`` reads the state's catalog if no
+        trial has yet."""
         setup = self.session.isolation_setup()
         tenancy = setup and Tenancy(setup.tenant_setting, setup.tenant_column)
-        catalog = self.session.per_state(
-            "catalog", self.state, lambda: read_catalog(conn, exclude=self._exclude))
+        catalog = self.session.per_state("catalog", self.state, read_catalog)
         records = fill(conn, tables=tables, tenancy=tenancy, catalog=catalog).records
         return tuple((table, record) for table, rows in records.items() for record in rows)
+
+    def _read_catalog(self) -> Catalog:
+        """The seeding catalog of the trial's database now. Where its change log says what
+        changed since the trial last read one, only the tables that did are read again."""
+        if not self._schema.tracking:
+            return read_catalog(self.conn, exclude=self._exclude)
+        kept, since = self._catalog_read or (None, None)
+        changed, last = changed_tables(self.conn, since)
+        read = read_tables(self.conn, self._exclude, kept=kept if changed is not None else None,
+                           changed=changed or ())
+        self._catalog_read = read, last
+        return read.catalog
 
     def rows(self) -> data.RowsSnapshot:
         """Every row now (no round trip when the harness wrote nothing since the last read)."""

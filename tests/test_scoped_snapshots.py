@@ -19,12 +19,14 @@ import psycopg
 import pytest
 
 from harness.commands import sweep
+from harness.seeding import Catalog, read_catalog
 from harness.server import Server
 from harness.settings import load_settings
 from harness.snapshot import (
     Difference, diff_snapshots, family_of, install_tracking, take_scoped_snapshot, take_snapshot,
 )
 from harness.snapshot.tracking import Scope
+from harness.trial import Trial
 
 from mutants import CORRECT, MUTANTS, with_role
 from projects import Rev, make_project
@@ -310,8 +312,10 @@ def _verdicts(violations) -> list[tuple[str, str | None, str]]:
     *(pytest.param(m, run, id=f"{m.id}-{run}") for m in MUTANTS for run in dict.fromkeys(("sweep", *m.runs))),
     *(pytest.param(c, "sweep", id=f"{c.id}-sweep") for c in CORRECT),
 ])
-def test_scoping_changes_no_verdict(history, run: str, tmp_path, pg_server: Server) -> None:
-    """Every corpus case, mutant or correct, gives the same findings with scoping on and off."""
+def test_scoping_changes_no_verdict(history, run: str, tmp_path, pg_server: Server,
+                                    catalogs_read_again: list[str]) -> None:
+    """Every corpus case, mutant or correct, gives the same findings with scoping on and off,
+    and every seeding catalog read again from the change log is the one a whole read gives."""
     role = f"harness_app_{secrets.token_hex(4)}"
     ini = make_project(tmp_path, with_role(history.revisions, role), env=history.env)
     results = [
@@ -319,3 +323,21 @@ def test_scoping_changes_no_verdict(history, run: str, tmp_path, pg_server: Serv
         for scoped in (True, False)
     ]
     assert results[0] == results[1]
+    assert catalogs_read_again == []
+
+
+@pytest.fixture
+def catalogs_read_again(monkeypatch) -> list[str]:
+    """The states where a trial's seeding catalog, read again only where the change log says
+    its tables changed, differs from a whole read of the same database."""
+    differing: list[str] = []
+    read = Trial._read_catalog
+
+    def compared(self: Trial) -> Catalog:
+        catalog = read(self)
+        if catalog != read_catalog(self.conn, exclude=self._exclude):
+            differing.append(str(self.state))
+        return catalog
+
+    monkeypatch.setattr(Trial, "_read_catalog", compared)
+    return differing

@@ -3,7 +3,8 @@ the database judges, and two row makers (Hypothesis' for the walk, a determinist
 report).
 
 One module per job: :mod:`.hints` (constraint text -> :class:`Hints`), :mod:`.catalog` (the live
-catalog), :mod:`.insert` (one INSERT in its own savepoint, the parent-key pool),
+catalog), :mod:`.catalog_changes` (which of its tables a scratch database's change log says
+changed since it was read), :mod:`.insert` (one INSERT in its own savepoint, the parent-key pool),
 :mod:`.expressions`, :mod:`.checks` and :mod:`.repair` (CHECKs parsed, judged on a drawn row,
 and the row repaired against them), :mod:`.overrides`, :mod:`.strategies` (Hypothesis value
 strategies), :mod:`.rows` (:func:`seed_rows`) and :mod:`.filling` (the report's filler).

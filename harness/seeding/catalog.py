@@ -18,7 +18,8 @@ import psycopg
 
 from .hints import NO_HINTS, Hints, check_hints, domain_hints, orderings, partition_hints
 
-__all__ = ["Catalog", "Column", "ForeignKey", "Table", "Tenancy", "TypeInfo", "read_catalog"]
+__all__ = ["Catalog", "CatalogRead", "Column", "ForeignKey", "Table", "Tenancy", "TypeInfo", "read_catalog",
+           "read_tables"]
 
 
 class Tenancy(NamedTuple):
@@ -270,41 +271,71 @@ def read_catalog(
     never to seed, such as ``("public", "alembic_version")``; foreign keys into them still draw
     on their existing rows.
     """
+    return read_tables(conn, exclude).catalog
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogRead:
+    """A catalog and its tables by oid: what a later reading of the same database can keep."""
+
+    catalog: Catalog
+    by_oid: Mapping[int, Table]
+
+
+def read_tables(
+    conn: psycopg.Connection, exclude: Iterable[tuple[str, str]] = (), *,
+    kept: CatalogRead | None = None, changed: Iterable[int] = (),
+) -> CatalogRead:
+    """:func:`read_catalog`, reading again of ``kept`` only the tables of ``changed`` oids and
+    those it does not have: the others are known unchanged since ``kept`` was read (see
+    :mod:`.catalog_changes`)."""
     excluded = {tuple(pair) for pair in exclude}
     with conn.cursor() as cur:
         tables = [row for row in cur.execute(_TABLES) if (row[1], row[2]) not in excluded]
-        oids = [row[0] for row in tables]
-        columns = collections.defaultdict(list)
-        for row in cur.execute(_COLUMNS, (oids,)):
-            columns[row[0]].append(row[1:])
-        type_oids = [row[2] for rows in columns.values() for row in rows]
-        type_rows = {row[0]: row for row in cur.execute(_TYPES, (type_oids,))}
-        constraints = collections.defaultdict(list)
-        for row in cur.execute(_CONSTRAINTS, (oids,)):
-            constraints[row[0]].append(row[1:])
-        unique = collections.defaultdict(list)
-        for relid, keys in cur.execute(_UNIQUE, (oids,)):
-            unique[relid].append(keys)
-        partitions = collections.defaultdict(list)
-        for relid, keys, bound in cur.execute(_PARTITIONS, (oids,)):
-            partitions[relid].append((keys, bound))
-        tenants: dict[int, Tenancy] = {}
-        for relid, expression, read in cur.execute(_TENANT_POLICIES, (oids,)):
-            setting = _SETTING_CALL.search(expression or "")
-            if setting and len(read) == 1:
-                tenants.setdefault(relid, Tenancy(setting.group(1).replace("''", "'"), read[0]))
+        known = {} if kept is None else kept.by_oid
+        changed = set(changed)
+        # A partitioned table is read again every time: its partitions' bounds are part of it,
+        # and a partition created or dropped names only itself to the log.
+        stale = [row for row in tables
+                 if row[0] in changed or row[3] or known.get(row[0]) is None
+                 or (known[row[0]].schema, known[row[0]].name) != (row[1], row[2])]
+        built = _read_details(cur, stale) if stale else {}
+    by_oid = {oid: built[oid] if oid in built else known[oid] for oid, *_ in tables}
+    return CatalogRead(Catalog(_parents_first(list(by_oid.values()))), by_oid)
 
+
+def _read_details(cur: psycopg.Cursor, tables: list[tuple]) -> dict[int, Table]:
+    """The tables of ``tables`` (rows of ``_TABLES``) built from their catalog rows."""
+    oids = [row[0] for row in tables]
+    columns = collections.defaultdict(list)
+    for row in cur.execute(_COLUMNS, (oids,)):
+        columns[row[0]].append(row[1:])
+    type_oids = [row[2] for rows in columns.values() for row in rows]
+    type_rows = {row[0]: row for row in cur.execute(_TYPES, (type_oids,))}
+    constraints = collections.defaultdict(list)
+    for row in cur.execute(_CONSTRAINTS, (oids,)):
+        constraints[row[0]].append(row[1:])
+    unique = collections.defaultdict(list)
+    for relid, keys in cur.execute(_UNIQUE, (oids,)):
+        unique[relid].append(keys)
+    partitions = collections.defaultdict(list)
+    for relid, keys, bound in cur.execute(_PARTITIONS, (oids,)):
+        partitions[relid].append((keys, bound))
+    tenants: dict[int, Tenancy] = {}
+    for relid, expression, read in cur.execute(_TENANT_POLICIES, (oids,)):
+        setting = _SETTING_CALL.search(expression or "")
+        if setting and len(read) == 1:
+            tenants.setdefault(relid, Tenancy(setting.group(1).replace("''", "'"), read[0]))
     types = _TypeReader(type_rows)
-    built = [
-        _build_table(
+    return {
+        oid: _build_table(
             schema, name, partitioned, tuple(columns[oid]), _frozen(constraints[oid]),
             tuple(map(tuple, unique[oid])), _frozen(partitions[oid]),
             tuple(types.info(row[2], row[3]) for row in columns[oid]),
             tenants.get(oid),
         )
         for oid, schema, name, partitioned in tables
-    ]
-    return Catalog(_parents_first(built))
+    }
 
 
 def _frozen(rows: list) -> tuple:
