@@ -1,6 +1,6 @@
 """The live catalog as plain frozen values: the tables a seeder can fill, parents first.
 
-:func:`read_catalog` reads every user schema at the database's current state in six queries
+:func:`read_catalog` reads every user schema at the database's current state in two round trips
 (after every migration: the catalog is the schema *as it is now*); types are reduced to what
 value generation needs, and CHECK constraints and partition bounds become :class:`Hints`.
 psycopg only: both the Hypothesis seeder and the report's deterministic filler read it.
@@ -15,7 +15,9 @@ import re
 from typing import Iterable, Iterator, Mapping, NamedTuple
 
 import psycopg
+from psycopg import sql
 
+from ..prepared import fetch_prepared
 from .hints import NO_HINTS, Hints, check_hints, domain_hints, orderings, partition_hints
 
 __all__ = ["Catalog", "CatalogRead", "Column", "ForeignKey", "Table", "Tenancy", "TypeInfo", "read_catalog",
@@ -174,14 +176,15 @@ SELECT a.attrelid, a.attnum, a.attname, a.atttypid, a.atttypmod,
        pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated
   FROM pg_attribute a
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
- WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+ WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attrelid, a.attnum
 """
 
-# Every type the columns reach through domains and array elements, in one round trip.
+# Every type the tables' columns reach through domains and array elements.
 _TYPES = """
 WITH RECURSIVE reached(oid) AS (
-    SELECT unnest(%s::oid[])
+    SELECT a.atttypid FROM pg_attribute a
+     WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
     UNION
     SELECT next.oid
       FROM reached JOIN pg_type t ON t.oid = reached.oid,
@@ -212,14 +215,17 @@ SELECT k.conrelid, k.conname, k.contype,
   FROM pg_constraint k
   LEFT JOIN pg_class fc ON fc.oid = k.confrelid
   LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
- WHERE k.conrelid = ANY(%s::oid[]) AND k.contype IN ('c', 'f') AND k.conparentid = 0
+ WHERE k.conrelid = ANY($1::oid[]) AND k.contype IN ('c', 'f') AND k.conparentid = 0
  ORDER BY k.conrelid, k.conname
 """
 
+# In name order: the order of a table's unique sets reaches what is drawn for it, and a plan's
+# row order changes with the catalogs' statistics (autovacuum on a server given by URL).
 _UNIQUE = """
 SELECT i.indrelid, (i.indkey::int2[])[0:i.indnkeyatts - 1]
   FROM pg_index i
- WHERE i.indrelid = ANY(%s::oid[]) AND i.indisunique
+ WHERE i.indrelid = ANY($1::oid[]) AND i.indisunique
+ ORDER BY i.indrelid, i.indexrelid::regclass::text
 """
 
 _PARTITIONS = """
@@ -227,7 +233,7 @@ SELECT p.partrelid, p.partattrs::int2[], pg_get_expr(c.relpartbound, c.oid)
   FROM pg_partitioned_table p
   JOIN pg_inherits i ON i.inhparent = p.partrelid
   JOIN pg_class c ON c.oid = i.inhrelid
- WHERE p.partrelid = ANY(%s::oid[])
+ WHERE p.partrelid = ANY($1::oid[])
  ORDER BY c.relname
 """
 
@@ -243,12 +249,21 @@ SELECT p.polrelid, pg_get_expr(coalesce(p.polwithcheck, p.polqual), p.polrelid),
                 AND d.refobjid = p.polrelid AND d.refobjsubid > 0)
   FROM pg_policy p
   JOIN pg_class c ON c.oid = p.polrelid
- WHERE p.polrelid = ANY(%s::oid[]) AND c.relrowsecurity AND p.polcmd IN ('*', 'a')
+ WHERE p.polrelid = ANY($1::oid[]) AND c.relrowsecurity AND p.polcmd IN ('*', 'a')
    AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE'))
    AND NOT EXISTS (SELECT FROM pg_roles r
                     WHERE r.rolname = current_user AND (r.rolsuper OR r.rolbypassrls))
  ORDER BY p.polrelid, p.polname
 """
+_DETAILS = {"columns": _COLUMNS, "types": _TYPES, "constraints": _CONSTRAINTS, "unique": _UNIQUE,
+            "partitions": _PARTITIONS, "policies": _TENANT_POLICIES}
+"""What is read of each table, in this order, each prepared once per connection."""
+
+# Generic plans: the statements run at every state of a sweep, planning them cost as much as
+# running them. Merge joins off for the reason snapshots have them off (harness.snapshot.reader).
+READ_SETTINGS = ("SELECT set_config('plan_cache_mode', 'force_generic_plan', true),"
+             " set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)")
+
 _SETTING_CALL = re.compile(r"current_setting\('((?:[^']|'')+)'")
 
 _KINDS = {
@@ -267,7 +282,7 @@ def read_catalog(
 ) -> Catalog:
     """The tables of every user schema at the database's current state, ready for seeding.
 
-    Seven catalog queries whatever the schema's size. ``exclude`` names ``(schema, table)`` pairs
+    Seven catalog queries whatever the schema's size, in two round trips. ``exclude`` names ``(schema, table)`` pairs
     never to seed, such as ``("public", "alembic_version")``; foreign keys into them still draw
     on their existing rows.
     """
@@ -290,43 +305,45 @@ def read_tables(
     those it does not have: the others are known unchanged since ``kept`` was read (see
     :mod:`.catalog_changes`)."""
     excluded = {tuple(pair) for pair in exclude}
-    with conn.cursor() as cur:
-        tables = [row for row in cur.execute(_TABLES) if (row[1], row[2]) not in excluded]
-        known = {} if kept is None else kept.by_oid
-        changed = set(changed)
-        # A partitioned table is read again every time: its partitions' bounds are part of it,
-        # and a partition created or dropped names only itself to the log.
-        stale = [row for row in tables
-                 if row[0] in changed or row[3] or known.get(row[0]) is None
-                 or (known[row[0]].schema, known[row[0]].name) != (row[1], row[2])]
-        built = _read_details(cur, stale) if stale else {}
+    [listed] = fetch_prepared(conn, [("harness_catalog_tables", _TABLES, ())], READ_SETTINGS)
+    tables = [row for row in listed if (row[1], row[2]) not in excluded]
+    known = {} if kept is None else kept.by_oid
+    changed = set(changed)
+    # A partitioned table is read again every time: its partitions' bounds are part of it,
+    # and a partition created or dropped names only itself to the log.
+    stale = [row for row in tables
+             if row[0] in changed or row[3] or known.get(row[0]) is None
+             or (known[row[0]].schema, known[row[0]].name) != (row[1], row[2])]
+    built = _read_details(conn, stale) if stale else {}
     by_oid = {oid: built[oid] if oid in built else known[oid] for oid, *_ in tables}
     return CatalogRead(Catalog(_parents_first(list(by_oid.values()))), by_oid)
 
 
-def _read_details(cur: psycopg.Cursor, tables: list[tuple]) -> dict[int, Table]:
+def _read_details(conn: psycopg.Connection, tables: list[tuple]) -> dict[int, Table]:
     """The tables of ``tables`` (rows of ``_TABLES``) built from their catalog rows."""
-    oids = [row[0] for row in tables]
+    oids = sql.Literal([row[0] for row in tables])
+    column_rows, type_rows, constraint_rows, unique_rows, partition_rows, policy_rows = fetch_prepared(
+        conn, [(f"harness_catalog_{name}", statement, (oids,)) for name, statement in _DETAILS.items()],
+        READ_SETTINGS)
     columns = collections.defaultdict(list)
-    for row in cur.execute(_COLUMNS, (oids,)):
+    for row in column_rows:
         columns[row[0]].append(row[1:])
-    type_oids = [row[2] for rows in columns.values() for row in rows]
-    type_rows = {row[0]: row for row in cur.execute(_TYPES, (type_oids,))}
+    types_by_oid = {row[0]: row for row in type_rows}
     constraints = collections.defaultdict(list)
-    for row in cur.execute(_CONSTRAINTS, (oids,)):
+    for row in constraint_rows:
         constraints[row[0]].append(row[1:])
     unique = collections.defaultdict(list)
-    for relid, keys in cur.execute(_UNIQUE, (oids,)):
+    for relid, keys in unique_rows:
         unique[relid].append(keys)
     partitions = collections.defaultdict(list)
-    for relid, keys, bound in cur.execute(_PARTITIONS, (oids,)):
+    for relid, keys, bound in partition_rows:
         partitions[relid].append((keys, bound))
     tenants: dict[int, Tenancy] = {}
-    for relid, expression, read in cur.execute(_TENANT_POLICIES, (oids,)):
+    for relid, expression, read in policy_rows:
         setting = _SETTING_CALL.search(expression or "")
         if setting and len(read) == 1:
             tenants.setdefault(relid, Tenancy(setting.group(1).replace("''", "'"), read[0]))
-    types = _TypeReader(type_rows)
+    types = _TypeReader(types_by_oid)
     return {
         oid: _build_table(
             schema, name, partitioned, tuple(columns[oid]), _frozen(constraints[oid]),

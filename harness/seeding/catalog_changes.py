@@ -12,16 +12,19 @@ triggers gone.
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
+from ..prepared import fetch_prepared
 from ..snapshot.queries import scope
+from .catalog import READ_SETTINGS
 
 _CHANGED = f"""
 WITH RECURSIVE logged AS (
-    SELECT l.* FROM {scope.TRACKING_SCHEMA}.changes l WHERE l.id > %(since)s
+    SELECT l.* FROM {scope.TRACKING_SCHEMA}.changes l WHERE l.id > $1::bigint
 ), {scope.TOUCHED}
 SELECT ARRAY(SELECT oid FROM touched_relation WHERE oid IS NOT NULL
              UNION
-             SELECT to_regclass(format('%%I.%%I', names[1], names[2]))::oid FROM logged
+             SELECT to_regclass(format('%I.%I', names[1], names[2]))::oid FROM logged
              WHERE dropped AND object_type IN ({scope.DROPPED_FROM_A_RELATION})),
        EXISTS (SELECT FROM logged WHERE {scope.UNPLACED}
                  AND tag NOT IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES'))
@@ -43,5 +46,6 @@ def changed_tables(conn: psycopg.Connection, since: int | None) -> tuple[frozens
     read again, as when ``since`` is None), and the log's last entry now."""
     if since is None:
         return None, conn.execute(_LAST).fetchone()[0]
-    changed, whole, last = conn.execute(_CHANGED, {"since": since}).fetchone()
+    [[(changed, whole, last)]] = fetch_prepared(
+        conn, [("harness_catalog_changed", _CHANGED, (sql.Literal(since),))], READ_SETTINGS)
     return (None if whole else frozenset(changed)), last

@@ -152,19 +152,26 @@ class Inserter:
         if idle and not settings:
             return self.cursor.execute(statement, params, prepare=False)
         begin, end, undo = _IN_A_TRANSACTION if idle else _IN_A_SAVEPOINT
-        try:
-            with self.conn.pipeline() as pipeline:
+        refused: psycopg.Error | None = None
+        with self.conn.pipeline() as pipeline:
+            try:
                 self.conn.execute(begin, prepare=False)
                 for setting, tenant in settings:
                     self.conn.execute(_SET_LOCAL, (setting, tenant), prepare=False)
                 cursor = self.cursor.execute(statement, params, prepare=False)
                 self.conn.execute(end, prepare=False)
                 pipeline.sync()
-        except psycopg.Error as exc:
-            if exc.sqlstate is not None:  # the server stopped at the error: undo what went before
+            except psycopg.Error as exc:
+                refused = exc
+                # An error read before the Sync's own result leaves the pipeline aborted,
+                # which psycopg would otherwise report on leaving it.
+                with contextlib.suppress(psycopg.Error):
+                    pipeline.sync()
+        if refused is not None:
+            if refused.sqlstate is not None:  # the server stopped at the error: undo what went before
                 with contextlib.suppress(psycopg.Error):
                     self.conn.execute(undo, prepare=False)
-            raise
+            raise refused
         return cursor
 
     def _statement(self, table: Table, columns: tuple[str, ...]) -> str:
