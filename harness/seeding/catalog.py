@@ -20,8 +20,8 @@ from psycopg import sql
 from ..prepared import fetch_prepared
 from .hints import NO_HINTS, Hints, check_hints, domain_hints, orderings, partition_hints
 
-__all__ = ["Catalog", "CatalogRead", "Column", "ForeignKey", "Table", "Tenancy", "TypeInfo", "read_catalog",
-           "read_tables"]
+__all__ = ["Catalog", "CatalogRead", "Column", "ForeignKey", "Table", "Tenancy", "TypeInfo",
+           "read_catalog", "read_tables"]
 
 
 class Tenancy(NamedTuple):
@@ -262,7 +262,7 @@ _DETAILS = {"columns": _COLUMNS, "types": _TYPES, "constraints": _CONSTRAINTS, "
 # Generic plans: the statements run at every state of a sweep, planning them cost as much as
 # running them. Merge joins off for the reason snapshots have them off (harness.snapshot.reader).
 READ_SETTINGS = ("SELECT set_config('plan_cache_mode', 'force_generic_plan', true),"
-             " set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)")
+                 " set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)")
 
 _SETTING_CALL = re.compile(r"current_setting\('((?:[^']|'')+)'")
 
@@ -282,9 +282,9 @@ def read_catalog(
 ) -> Catalog:
     """The tables of every user schema at the database's current state, ready for seeding.
 
-    Seven catalog queries whatever the schema's size, in two round trips. ``exclude`` names ``(schema, table)`` pairs
-    never to seed, such as ``("public", "alembic_version")``; foreign keys into them still draw
-    on their existing rows.
+    Seven catalog queries whatever the schema's size, in two round trips. ``exclude`` names
+    ``(schema, table)`` pairs never to seed, such as ``("public", "alembic_version")``; foreign
+    keys into them still draw on their existing rows.
     """
     return read_tables(conn, exclude).catalog
 
