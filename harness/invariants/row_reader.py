@@ -67,16 +67,12 @@ WITH RECURSIVE since AS (
 ), logged AS (
     SELECT l.* FROM {scope.TRACKING_SCHEMA}.changes l, since s WHERE l.id > s.changes
 ), {scope.TOUCHED}, changed (oid) AS (
-    SELECT oid FROM touched_relation
+    {scope.CHANGED_RELATIONS}
   UNION
     SELECT w.relid FROM {scope.TRACKING_SCHEMA}.rows_written w, since s WHERE w.id > s.written
-  UNION
-    SELECT to_regclass(format('%I.%I', names[1], names[2]))::oid FROM logged
-    WHERE dropped AND object_type IN ({scope.DROPPED_FROM_A_RELATION})
 )
 SELECT 'end', NULL::name, NULL::name, NULL::"char", NULL::name[], NULL::text[], NULL::text[], NULL::boolean,
-       EXISTS (SELECT FROM logged WHERE {scope.UNPLACED}
-                 AND tag NOT IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES')) OR {scope.TRACKING_OFF},
+       {scope.UNPLACED_NOT_A_GRANT} OR {scope.TRACKING_OFF},
        (SELECT coalesce(max(id), 0) FROM {scope.TRACKING_SCHEMA}.changes) || ' '
        || (SELECT coalesce(max(id), 0) FROM {scope.TRACKING_SCHEMA}.rows_written)
 UNION ALL

@@ -22,13 +22,8 @@ _CHANGED = f"""
 WITH RECURSIVE logged AS (
     SELECT l.* FROM {scope.TRACKING_SCHEMA}.changes l WHERE l.id > $1::bigint
 ), {scope.TOUCHED}
-SELECT ARRAY(SELECT oid FROM touched_relation WHERE oid IS NOT NULL
-             UNION
-             SELECT to_regclass(format('%I.%I', names[1], names[2]))::oid FROM logged
-             WHERE dropped AND object_type IN ({scope.DROPPED_FROM_A_RELATION})),
-       EXISTS (SELECT FROM logged WHERE {scope.UNPLACED}
-                 AND tag NOT IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES'))
-       OR {scope.TRACKING_OFF},
+SELECT array_remove(ARRAY({scope.CHANGED_RELATIONS}), NULL),
+       {scope.UNPLACED_NOT_A_GRANT} OR {scope.TRACKING_OFF},
        (SELECT coalesce(max(id), 0) FROM {scope.TRACKING_SCHEMA}.changes)
 """
 """The relations changed after entry ``since``, whether the log cannot tell, and its last entry.

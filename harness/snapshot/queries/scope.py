@@ -76,6 +76,17 @@ it by ``schema, table, name``, so the relation is its first two names."""
 UNPLACED = "NOT dropped AND classid IS NULL"
 """A logged command that names no object."""
 
+CHANGED_RELATIONS = f"""SELECT oid FROM touched_relation
+  UNION
+    SELECT to_regclass(format('%I.%I', names[1], names[2]))::oid FROM logged
+    WHERE dropped AND object_type IN ({DROPPED_FROM_A_RELATION})"""
+"""Relations (by oid) the log's commands touched (:data:`TOUCHED`) or dropped an object of: what
+a step may have changed in a table's shape, for readers of rows and of the seeding catalog."""
+
+UNPLACED_NOT_A_GRANT = (f"EXISTS (SELECT FROM logged WHERE {UNPLACED}"
+                        " AND tag NOT IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES'))")
+"""A logged command that names no object and is not a grant: what may have changed any table."""
+
 GRANTED_KINDS = {
     "privileges": ("TABLE", "SEQUENCE", "COLUMN"),
     "functions": ("FUNCTION", "PROCEDURE", "ROUTINE"),
