@@ -39,11 +39,17 @@ def execute_prepared(conn: psycopg.Connection, name: str, statement: str,
     return conn.execute(sql.SQL(f"EXECUTE {name}({{}})").format(sql.SQL(", ").join(args)), prepare=False)
 
 
-def fetch_prepared(conn: psycopg.Connection, queries: Sequence[tuple[str, str, Sequence[sql.Composable]]],
-                   settings: str) -> list[list[tuple[Any, ...]]]:
-    """The rows of each ``(name, statement, args)`` run by :func:`execute_prepared`, in one
-    round trip: one transaction, ``settings`` (a ``SELECT`` of ``set_config`` calls) first."""
+Query = tuple[str, str] | tuple[str, str, Sequence[sql.Composable]] | str
+"""``(name, statement)`` or ``(name, statement, args)`` for :func:`execute_prepared`, or a
+statement run once as it is."""
+
+
+def fetch_prepared(conn: psycopg.Connection, queries: Sequence[Query], settings: str,
+                   ) -> list[list[tuple[Any, ...]]]:
+    """The rows of each query, in one round trip: one transaction, ``settings`` (a ``SELECT``
+    of ``set_config`` calls) first."""
     with conn.pipeline(), conn.transaction():
         conn.execute(settings, prepare=False)
-        cursors = [execute_prepared(conn, *query) for query in queries]
+        cursors = [execute_prepared(conn, *query) if isinstance(query, tuple) else conn.execute(query)
+                   for query in queries]
     return [cursor.fetchall() for cursor in cursors]

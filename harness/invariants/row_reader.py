@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import HarnessError
-from ..prepared import execute_prepared
+from ..prepared import fetch_prepared
 from ..snapshot.queries import scope
 from .data import ComparedColumn, Row, RowsSnapshot, TableName, TableRows
 
@@ -304,12 +304,7 @@ def read_pipelined(
     if not queries:
         return []
     try:
-        with conn.pipeline():
-            with conn.transaction():
-                conn.execute(_SESSION)
-                cursors = [execute_prepared(conn, *query) if isinstance(query, tuple) else conn.execute(query)
-                           for query in queries]
-        return [cursor.fetchall() for cursor in cursors]
+        return fetch_prepared(conn, queries, _SESSION)
     except psycopg.errors.InsufficientPrivilege as exc:
         raise HarnessError(
             f"cannot read every row to check data preservation: {exc.diag.message_primary}",
