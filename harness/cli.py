@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="sweep only these revisions (repeatable)")
     sweep.add_argument("--since", metavar="GIT_REF",
                        help="sweep only the revisions added since this git ref (pull-request mode)")
+    sweep.add_argument("--jobs", type=int, metavar="N",
+                       help="processes at once, each with a server of its own (default: one per "
+                       "processor; the result is the same for any number)")
 
     baseline = command("baseline", "sweep and accept every finding: fail only on new ones from now on",
                        _baseline)
@@ -161,7 +164,8 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _sweep(args: argparse.Namespace) -> commands.RunResult:
-    return commands.sweep(_settings(args, args.config), revisions=args.revisions, since=args.since)
+    settings = _settings(args, args.config).with_options(jobs=args.jobs)
+    return commands.sweep(settings, revisions=args.revisions, since=args.since)
 
 
 def _baseline(args: argparse.Namespace) -> int:

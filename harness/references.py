@@ -55,14 +55,19 @@ class StateChain(Generic[T]):
         self.kept: dict[State, T] = {}
 
     def get(self, state: State) -> T:
-        current: State = frozenset()
-        if current not in self.kept:
-            self.kept[current] = self._start()
-        for step in self._project.graph.canonical_path(state):
-            following = self._project.graph.after_upgrade(current, step.revision)
-            if following not in self.kept:
-                self.kept[following] = self._advance(following, step, self.kept[current])
-            current = following
+        """The value of ``state``, made from the last state on its path that has one (some are
+        made without the states before them: :meth:`References.reach`)."""
+        graph = self._project.graph
+        states: list[State] = [frozenset()]
+        path = graph.canonical_path(state)
+        for step in path:
+            states.append(graph.after_upgrade(states[-1], step.revision))
+        first = max((i for i, reached in enumerate(states) if reached in self.kept), default=None)
+        if first is None:
+            self.kept[states[0]] = self._start()
+            first = 0
+        for index in range(first, len(path)):
+            self.kept[states[index + 1]] = self._advance(states[index + 1], path[index], self.kept[states[index]])
         return self.kept[state]
 
     def _advance(self, following: State, step: Step, previous: T) -> T:
@@ -136,20 +141,60 @@ class References:
                     return found[0]
         return _read(self._server.dsn(self.template(state)), read)
 
+    def reach(self, state: State) -> str:
+        """:meth:`template`, built without the templates of the states before ``state``.
+
+        Where ``state`` has no template yet, the nearest template on its canonical path is
+        cloned and the remaining steps run in one env.py run, as one ``alembic upgrade``
+        would; its snapshot is taken whole. For a caller that starts far from every template
+        (a sweep's segment, the heads' checks): the chain would cost a clone and a snapshot
+        per revision on the way. Should that run fail (a revision that needs the previous one
+        committed), the template is built step by step, and the roles the failed run created
+        are dropped first, as the steps will create them again.
+        """
+        if state not in self._chain.kept and state not in self._unreachable:
+            start, steps = self._nearest(state)
+            if len(steps) > 1:
+                found = self._shortcut(start, steps)
+                if found is not None:
+                    self._chain.kept[state] = self._store(state, found[0])
+        return self.template(state)
+
     def _read_shortcut(
         self, start: State, steps: list[Step], read: Callable[[psycopg.Connection], T],
     ) -> tuple[T] | None:
         """``read`` of a clone of ``start``'s template advanced by ``steps`` in one run, or
         None if that run fails; the clone and the roles the run created are dropped."""
+        found = self._shortcut(start, steps)
+        if found is None:
+            return None
+        database, roles_before = found
+        try:
+            return (_read(database.dsn, read),)
+        finally:
+            self._server.drop_database(database.name)
+            self._drop_roles_since(roles_before)
+
+    def _shortcut(self, start: State, steps: list[Step]) -> tuple[Database, set[str]] | None:
+        """A clone of ``start``'s template advanced by ``steps`` in one env.py run, and the
+        roles there were before it; None (the clone and the roles the run created dropped) if
+        that run fails."""
         roles_before = roles.role_names(self._server.admin)
         database = self._server.create_database(template=self.template(start))
         try:
             with self._project.runner(database) as runner:
                 outcome = runner.run(steps)
-            return (_read(database.dsn, read),) if outcome.ok else None
-        finally:
+        except BaseException:
             self._server.drop_database(database.name)
-            roles.drop_roles(self._server.admin, sorted(roles.role_names(self._server.admin) - roles_before))
+            raise
+        if outcome.ok:
+            return database, roles_before
+        self._server.drop_database(database.name)
+        self._drop_roles_since(roles_before)
+        return None
+
+    def _drop_roles_since(self, before: set[str]) -> None:
+        roles.drop_roles(self._server.admin, sorted(roles.role_names(self._server.admin) - before))
 
     def _nearest(self, state: State) -> tuple[State, list[Step]]:
         """The last state with a template on the canonical path to ``state``, and the rest."""

@@ -34,6 +34,15 @@ class Coverage:
     seed_refused: int = 0
     """Of those, the ones the database refused: rows the walk wanted and never tested."""
 
+    def add(self, other: Coverage) -> None:
+        """Count ``other``'s steps, states and rows too (a part of the run done elsewhere)."""
+        self.steps.update(other.steps)
+        self.with_data.update(other.with_data)
+        self.states.update(other.states)
+        self.seeded_rows += other.seeded_rows
+        self.seed_attempts += other.seed_attempts
+        self.seed_refused += other.seed_refused
+
     def to_json(self, revisions: list[str], irreversible: dict[str, str]) -> dict[str, Any]:
         return {
             "irreversible": dict(irreversible),
@@ -60,10 +69,10 @@ class Coverage:
 class Session:
     """One run of the harness on one project and one server."""
 
-    def __init__(self, settings: Settings, server: Server) -> None:
+    def __init__(self, settings: Settings, server: Server, project: Project | None = None) -> None:
         self.settings = settings
         self.server = server
-        self.project = Project(settings)
+        self.project = project or Project(settings)
         self.references = References(server, self.project)
         self.coverage = Coverage()
         self._cache: dict[tuple[str, State], Any] = {}
@@ -93,6 +102,18 @@ class Session:
             except Unreachable:
                 return None
         return self._isolation
+
+    def fresh(self) -> Session:
+        """A session on the same server and project with nothing built or counted yet, but
+        what holds for the whole history: the isolation setup, once detected."""
+        fresh = Session(self.settings, self.server, self.project)
+        if self._isolation_detected:
+            fresh.known_isolation(self._isolation)
+        return fresh
+
+    def known_isolation(self, setup: IsolationSetup | None) -> None:
+        """Take ``setup`` as the history's isolation setup, detected by another session."""
+        self._isolation, self._isolation_detected = setup, True
 
     def close(self) -> None:
         self.references.close()

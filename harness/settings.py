@@ -108,6 +108,10 @@ class Settings:
     passes none to ``context.configure()`` (else env.py's is used)."""
     heads: int | None = None
     """The most heads the history may have (``1``: every branch merged); None: no limit."""
+    jobs: int | None = None
+    """Processes a sweep runs in at once, each with a server of its own (so only with the
+    embedded server); None: one per processor this process may use. Its result is the same
+    for any number."""
 
     @property
     def step_timeout_s(self) -> float:

@@ -30,7 +30,9 @@ from .invariants import data
 from .invariants.row_reader import capture_rows
 from .references import Unreachable
 from .seeding import read_catalog
-from .session import Session
+from .server import roles
+from .server.base import SCRATCH_PREFIX
+from .session import Coverage, Session
 from .trial import LoggedStep, Trial
 from .violations import Violation
 
@@ -56,16 +58,67 @@ class Finding:
     trial found (a change no step's scoped snapshot saw)."""
 
 
+SEGMENT = 50
+"""Revisions one trial sweeps at most: the next ones start afresh from their reference. The
+unit a sweep shares out among processes, fixed by the revisions' positions in the history and
+never by the number of jobs, so that no result depends on how many ran."""
+
+
 def run_sweep(
     session: Session, *, revisions: list[str] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, jobs: int = 1,
 ) -> SweepOutcome:
-    """Sweep ``revisions`` (all of them by default); one broken revision never hides the next."""
+    """Sweep ``revisions`` (all of them by default); one broken revision never hides the next.
+
+    The revisions go in segments of :data:`SEGMENT`, each on a session of its own that starts
+    from its first revision's reference and leaves the cluster's roles as it found them: a
+    segment's findings are then the same wherever and after whatever it ran. With ``jobs``
+    above one, segments also run in other processes, each with a server of its own
+    (:mod:`.sweep_workers`).
+    """
     graph = session.project.graph
+    segments = _segments(graph.revisions, revisions or graph.revisions)
+    if len(segments) == 1:
+        return _sweep(session, segments[0], progress)
+    session.isolation_setup()  # detected once at the heads, for every segment
+    from .sweep_workers import run_segments
+
+    outcome = SweepOutcome([], {})
+    for found, coverage in run_segments(session, segments, jobs, lambda part: sweep_segment(session, part, progress)):
+        outcome.findings += found.findings
+        outcome.not_reached.update(found.not_reached)
+        session.coverage.add(coverage)
+    return outcome
+
+
+def sweep_segment(session: Session, revisions: list[str],
+                  progress: Callable[[str], None] | None = None) -> tuple[SweepOutcome, Coverage]:
+    """One segment on a fresh session of ``session``'s server and project; the roles its
+    migrations created are dropped afterwards (its databases are gone by then)."""
+    fresh = session.fresh()
+    roles_before = roles.role_names(session.server.admin)
+    try:
+        return _sweep(fresh, revisions, progress), fresh.coverage
+    finally:
+        fresh.close()
+        roles.drop_new_roles(session.server.admin, roles_before, session.server.scratch_names(), SCRATCH_PREFIX)
+
+
+def _segments(history: list[str], chosen: list[str]) -> list[list[str]]:
+    """``chosen`` in the history's order, cut where a multiple of :data:`SEGMENT` revisions of
+    the whole history begins."""
+    position = {revision: index for index, revision in enumerate(history)}
+    segments: dict[int, list[str]] = {}
+    for revision in sorted(chosen, key=position.__getitem__):
+        segments.setdefault(position[revision] // SEGMENT, []).append(revision)
+    return list(segments.values())
+
+
+def _sweep(session: Session, revisions: list[str], progress: Callable[[str], None] | None) -> SweepOutcome:
     outcome = SweepOutcome([], {})
     trial: Trial | None = None
     try:
-        for revision in revisions or graph.revisions:
+        for revision in revisions:
             before = _state_before(session, revision)
             if progress:
                 progress(revision)
@@ -77,6 +130,7 @@ def run_sweep(
                 trial = None
             if trial is None:
                 try:
+                    session.references.reach(before)
                     trial = Trial(session, before)
                 except Unreachable as unreachable:
                     outcome.not_reached[revision] = str(unreachable)
@@ -116,7 +170,7 @@ def _rows_kept(session: Session, state: State, rows: data.RowsSnapshot) -> tuple
     """The rows ``rows`` holds beyond those of ``state``'s reference, as a step a replay
     inserts: what earlier revisions' fills left in the sweep's one database."""
     exclude = (session.project.version_table,)
-    with psycopg.connect(session.server.dsn(session.references.template(state)), autocommit=True) as conn:
+    with psycopg.connect(session.server.dsn(session.references.reach(state)), autocommit=True) as conn:
         reference = capture_rows(conn, exclude=exclude)
         parents_first = read_catalog(conn, exclude=exclude).keys()
     kept = []

@@ -41,6 +41,8 @@ EXTRA_ROWS = 2
 """Rows beyond the longest list of edges: plain rows, and repeats of the first edges."""
 PARENTS = 4
 """Parents a table's rows are spread over at least: two tenants and more."""
+BATCH = 64
+"""Rows sent in one round trip at most."""
 
 Plain = Callable[[int], Any]
 """A column's plain value for row number ``n``: valid-looking and distinct per ``n``."""
@@ -125,15 +127,30 @@ class _Table:
         edge_rows = max(edge_rows, *(min(len(choices), PARENTS) for _, choices in pools), 0)
         edge_rows += EXTRA_ROWS
         limit, budget = (edge_rows, None) if wanted is None else (edge_rows + 3 * wanted, wanted)
-        added = 0
-        for i in range(limit):
-            if budget is not None and added >= budget:
+        # Rows go in in batches of one round trip, made ahead as if none were refused; a
+        # refusal ends its batch and the rows after it are made again, after its split, so
+        # every row is what one-at-a-time inserts would have made. A table that is its own
+        # parent goes a row at a time: its next row may choose the one before as parent.
+        batch_size = 1 if any(fk.parent == table.key for fk in table.foreign_keys) else BATCH
+        added, i = 0, 0
+        while i < limit and (budget is None or added < budget):
+            batch: list[tuple[int, dict[str, Any], dict[str, Any], int]] = []
+            room = batch_size if budget is None else min(batch_size, budget - added)
+            while i < limit and len(batch) < room:
+                parents = self._parents(pools, i)
+                i += 1
+                if parents is not None:
+                    row = self._ordered({**parents, **{c.name: self._value(c, i - 1) for c in self.own}})
+                    batch.append((i, row, parents, self.number))
+            if not batch:
                 break
-            parents = self._parents(pools, i)
-            if parents is None:
-                continue
-            row = {**parents, **{c.name: self._value(c, i) for c in self.own}}
-            added += self._insert_or_split(row, parents, None if budget is None else budget - added)
+            records, refused = self.inserter.insert_many(table, [row for _, row, _, _ in batch])
+            self._keep(records)
+            added += len(records)
+            if refused is not None:
+                i, row, parents, self.number = batch[len(records)]
+                self.result.rejected += 1
+                added += self._split(row, parents, None if budget is None else budget - added)
         if added:
             self.result.added[table.key] = added
 
@@ -171,11 +188,9 @@ class _Table:
             return DEFAULT if column.default is not None else None
         return make(self.number)
 
-    def _insert_or_split(self, row: dict[str, Any], parents: dict[str, Any], budget: int | None) -> int:
-        """Insert ``row``; when refused, each of its edges alone on a plain row, at most
-        ``budget`` rows. Rows added."""
-        if self._insert(row):
-            return 1
+    def _split(self, row: dict[str, Any], parents: dict[str, Any], budget: int | None) -> int:
+        """Each edge of the refused ``row`` alone on a plain row, at most ``budget`` rows.
+        Rows added."""
         added = 0
         for column in self.own:
             if budget is not None and added >= budget:
@@ -183,21 +198,24 @@ class _Table:
             plain = {**parents, **{c.name: self._plain(c) for c in self.own}}
             if row[column.name] == plain[column.name]:
                 continue
-            added += self._insert({**plain, column.name: row[column.name]})
+            records, refused = self.inserter.insert_many(
+                self.table, [self._ordered({**plain, column.name: row[column.name]})])
+            self._keep(records)
+            added += len(records)
+            if refused is not None:
+                self.result.rejected += 1
         return added
 
-    def _insert(self, row: dict[str, Any]) -> bool:
+    def _ordered(self, row: dict[str, Any]) -> dict[str, Any]:
         for lower, higher in self.table.ordered:
             pair = (row.get(lower), row.get(higher))
             if all(isinstance(v, str) for v in pair):
                 row[lower], row[higher] = sorted(pair, key=_ordering)
-        try:
-            record = self.inserter.insert(self.table, row)
-        except Refused:
-            self.result.rejected += 1
-            return False
-        self.result.records.setdefault(self.table.key, []).append(record)
-        return True
+        return row
+
+    def _keep(self, records: list[dict[str, Any]]) -> None:
+        if records:
+            self.result.records.setdefault(self.table.key, []).extend(records)
 
 
 def _widest_first(keys: Sequence[ForeignKey]) -> list[ForeignKey]:

@@ -101,23 +101,41 @@ class Inserter:
 
         Raises :class:`Refused` when the database refuses the row's values.
         """
-        columns = tuple(
-            c.name for c in table.columns
-            if c.insertable and c.name in values and values[c.name] is not DEFAULT
-        )
-        statement = self._statement(table, columns)
-        params = [_adapt(table.column(c), values[c]) for c in columns]
-        try:
-            cursor = self._write(statement, params, self._tenant_settings(table, values))
-        except psycopg.Error as exc:
-            if not _refusal(exc):
-                raise
-            raise Refused(f"{type(exc).__name__} {exc.diag.constraint_name or ''}".rstrip()) from None
-        record = dict(zip((c.name for c in table.columns), cursor.fetchone()))
-        for (parent, keys), pool in self.pools.items():
-            if parent == table.key and all(record.get(c) is not None for c in keys):
-                pool.append(tuple(record[c] for c in keys))
-        return record
+        records, refused = self.insert_many(table, [values])
+        if refused is not None:
+            raise refused
+        return records[0]
+
+    def insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]],
+                    ) -> tuple[list[dict[str, Any]], Refused | None]:
+        """Insert ``rows`` in order, in one round trip, each undone alone if refused, as
+        :meth:`insert` would one after the other; the first refused row ends the batch.
+
+        Returns the records of the rows that went in, and the refusal of the row after them
+        (None when all went in). The rows after a refused one are not tried: what a caller
+        makes next may depend on the refusal.
+        """
+        writes = []
+        for values in rows:
+            columns = tuple(
+                c.name for c in table.columns
+                if c.insertable and c.name in values and values[c.name] is not DEFAULT
+            )
+            params = [_adapt(table.column(c), values[c]) for c in columns]
+            writes.append((self._statement(table, columns), params, self._tenant_settings(table, values)))
+        cursors, error = self._write(writes)
+        records = []
+        for cursor in cursors:
+            record = dict(zip((c.name for c in table.columns), cursor.fetchone()))
+            for (parent, keys), pool in self.pools.items():
+                if parent == table.key and all(record.get(c) is not None for c in keys):
+                    pool.append(tuple(record[c] for c in keys))
+            records.append(record)
+        if error is None:
+            return records, None
+        if not _refusal(error):
+            raise error
+        return records, Refused(f"{type(error).__name__} {error.diag.constraint_name or ''}".rstrip())
 
     def run(self, query: sql.Composable | str, params: Sequence[Any]) -> psycopg.Cursor:
         """Run one statement so that its failure undoes only itself.
@@ -138,41 +156,50 @@ class Inserter:
         return [(t.setting, str(values[t.column])) for t in tenancies
                 if values.get(t.column) is not None and values[t.column] is not DEFAULT]
 
-    def _write(self, statement: str, params: Sequence[Any], settings: list[tuple[str, str]]) -> psycopg.Cursor:
-        """The INSERT, undone alone if refused, with the tenant settings at the row's tenant
-        (so that a row-level security policy checking one lets the row in), in one round trip.
+    def _write(self, writes: Sequence[tuple[str, Sequence[Any], list[tuple[str, str]]]],
+               ) -> tuple[list[psycopg.Cursor], psycopg.Error | None]:
+        """Each INSERT, undone alone if refused, with the tenant settings at its row's tenant
+        (so that a row-level security policy checking one lets the row in), all in one round
+        trip: the cursors of the INSERTs that ran, and the error that stopped the others.
 
-        The savepoint (the transaction, on an idle connection), the settings, the INSERT and
-        the release go as one pipeline: three or four round trips each, they were most of what
-        filling a table cost. The values stay parameters bound by the server, as they were. A
-        refusal costs one more round trip, to undo it. A setting is local to the transaction:
-        inside the caller's, it stays until that one ends.
+        Each row's savepoint (its transaction, on an idle connection), settings, INSERT and
+        release go as one pipeline: three or four round trips a row, they were most of what
+        filling a table cost. The values stay parameters bound by the server, as they were.
+        After an error the server skips the rest of the pipeline, so the rows before it are in
+        and the failed one is undone by one more round trip. A setting is local to the
+        transaction: inside the caller's, it stays until that one ends.
         """
         idle = self.conn.autocommit and self.conn.info.transaction_status == TransactionStatus.IDLE
-        if idle and not settings:
-            return self.cursor.execute(statement, params, prepare=False)
+        if idle and len(writes) == 1 and not writes[0][2]:
+            statement, params, _ = writes[0]
+            try:
+                return [self.cursor.execute(statement, params, prepare=False)], None
+            except psycopg.Error as exc:
+                return [], exc
         begin, end, undo = _IN_A_TRANSACTION if idle else _IN_A_SAVEPOINT
-        refused: psycopg.Error | None = None
+        error: psycopg.Error | None = None
+        cursors = []
         with self.conn.pipeline() as pipeline:
             try:
-                self.conn.execute(begin, prepare=False)
-                for setting, tenant in settings:
-                    self.conn.execute(_SET_LOCAL, (setting, tenant), prepare=False)
-                cursor = self.cursor.execute(statement, params, prepare=False)
-                self.conn.execute(end, prepare=False)
+                for statement, params, settings in writes:
+                    self.conn.execute(begin, prepare=False)
+                    for setting, tenant in settings:
+                        self.conn.execute(_SET_LOCAL, (setting, tenant), prepare=False)
+                    cursors.append(self.conn.cursor().execute(statement, params, prepare=False))
+                    self.conn.execute(end, prepare=False)
                 pipeline.sync()
             except psycopg.Error as exc:
-                refused = exc
+                error = exc
                 # An error read before the Sync's own result leaves the pipeline aborted,
                 # which psycopg would otherwise report on leaving it.
                 with contextlib.suppress(psycopg.Error):
                     pipeline.sync()
-        if refused is not None:
-            if refused.sqlstate is not None:  # the server stopped at the error: undo what went before
-                with contextlib.suppress(psycopg.Error):
-                    self.conn.execute(undo, prepare=False)
-            raise refused
-        return cursor
+        if error is None:
+            return cursors, None
+        if error.sqlstate is not None:  # the server stopped at the error: undo what went before
+            with contextlib.suppress(psycopg.Error):
+                self.conn.execute(undo, prepare=False)
+        return [cursor for cursor in cursors if cursor.pgresult is not None], error
 
     def _statement(self, table: Table, columns: tuple[str, ...]) -> str:
         """The INSERT for these columns, rendered once: psycopg would otherwise compose the

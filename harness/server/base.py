@@ -145,6 +145,10 @@ class Server:
             time.sleep(delay)
             delay *= 2
 
+    def scratch_names(self) -> set[str]:
+        """The scratch databases this object created and has not dropped yet."""
+        return set(self._created)
+
     def drop_all(self) -> None:
         """Drop every scratch database this object created and has not dropped yet."""
         if self._admin is None or self._admin.closed:

@@ -160,7 +160,7 @@ class EmbeddedServer(Server):
             with open(self.log_path, "ab") as log:
                 self._process = subprocess.Popen(
                     command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    preexec_fn=_die_with_parent, start_new_session=True, **self._as_user(),
+                    preexec_fn=die_with_parent, start_new_session=True, **self._as_user(),
                 )
             if self._wait_until_ready():
                 return
@@ -236,11 +236,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: fast-shutdown PostgreSQL if the harness process dies."""
+def die_with_parent(signal_number: int = signal.SIGINT) -> None:
+    """In a child before exec: have the kernel send it ``signal_number`` when the harness
+    process dies (SIGINT: PostgreSQL's fast shutdown)."""
     with contextlib.suppress(OSError, AttributeError):
         pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal_number))
 
 
 def _last_line(text: str) -> str:
