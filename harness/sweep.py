@@ -144,7 +144,11 @@ def _sweep(session: Session, revisions: list[str], progress: Callable[[str], Non
             for move in moves:
                 violations = move()
                 if violations:
-                    steps = (*_rows_kept(session, before, start_rows), *trial.log[start_log:])
+                    try:
+                        kept = _rows_kept(session, before, start_rows)
+                    except Unreachable:  # no replay from the reference, but the finding stands
+                        kept = ()
+                    steps = (*kept, *trial.log[start_log:])
                     outcome.findings.append(Finding(tuple(violations), before, steps, revision))
                     trial.close()
                     trial = None

@@ -42,6 +42,7 @@ from .session import Coverage, Session
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .invariants.isolation import IsolationSetup
     from .sweep import SweepOutcome
 
 Result = tuple["SweepOutcome", Coverage]
@@ -68,7 +69,12 @@ def run_segments(
     count = min(jobs, len(segments)) - 1 if settings is not None else 0
     workers: list[_Worker] = []
     try:
-        workers = [_Worker(settings, session.isolation_setup()) for _ in range(count)]
+        for _ in range(count):
+            try:
+                workers.append(_Worker((settings, session.isolation_setup())))
+            except OSError as exc:
+                print(f"harness: cannot start a sweep worker, its segments run here: {exc}", file=sys.stderr)
+                break
         threads = [threading.Thread(target=w.serve, args=(segments, pending, results), daemon=True)
                    for w in workers]
         for thread in threads:
@@ -117,21 +123,24 @@ def _worker_settings(session: Session) -> Settings | None:
 class _Worker:
     """One worker process, and the thread-side of talking to it."""
 
-    def __init__(self, settings: Settings, isolation: object) -> None:
+    def __init__(self, start: tuple[Settings, IsolationSetup | None]) -> None:
+        """Start the process (in the main thread: the kernel's parent-death signal follows
+        the thread that started it); ``start`` is sent from :meth:`serve`."""
         self.error: HarnessError | None = None
+        self._start = start
         self._closing = False
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "harness.sweep_workers"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env=env, preexec_fn=functools.partial(die_with_parent, signal.SIGTERM),
         )
-        self._send((settings, isolation))
 
     def serve(self, segments: Sequence[list[str]], pending: collections.deque[int],
               results: list[Result | None]) -> None:
         """Sweep segments from ``pending`` until none is left, this worker fails or the run
         ends; a segment it could not finish goes back to ``pending``."""
         try:
+            self._send(self._start)
             self._receive()  # ready
         except _Broken as broken:
             return self._say(broken)
@@ -205,11 +214,12 @@ def _serve() -> int:
     requests = sys.stdin.buffer
 
     def reply(*message: object) -> None:
-        pickle.dump(message, replies)
-        replies.flush()
+        with contextlib.suppress(OSError):  # the harness is gone: nobody to tell
+            pickle.dump(message, replies)
+            replies.flush()
 
-    settings, isolation = pickle.load(requests)
     try:
+        settings, isolation = pickle.load(requests)
         with open_server(settings) as server:
             session = Session(settings, server)
             session.known_isolation(isolation)
@@ -223,6 +233,8 @@ def _serve() -> int:
                     reply("ok", *sweep_segment(session, segment))
                 except HarnessError as error:
                     reply("error", isinstance(error, ServerError), error.message, error.hint)
+    except EOFError:  # the harness ended before the first segment
+        return 0
     except (KeyboardInterrupt, SystemExit):
         return 1
     except HarnessError as error:

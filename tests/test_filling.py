@@ -10,6 +10,7 @@ import psycopg
 from harness.commands import replay, sweep
 from harness.failures import write_failure_file
 from harness.seeding import Catalog
+from harness.seeding import filling
 from harness.seeding.filling import Tenancy, fill
 from harness.settings import load_settings
 
@@ -128,3 +129,30 @@ def test_an_empty_catalog_given_is_the_schema_not_a_request_to_read_it(pg_conn: 
     pg_conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
     assert fill(pg_conn, catalog=Catalog(())).records == {}
     assert pg_conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (0,)
+
+
+def test_rows_sent_in_batches_are_the_rows_sent_one_at_a_time(pg_server, monkeypatch) -> None:
+    """A refused row ends its batch, and the rows after it are made again after its split:
+    batches change the round trips, never the rows (serial keys and refusals included)."""
+    sizes: list[int] = []
+    insert_many = filling.Inserter.insert_many
+
+    def counted(self, table, rows):
+        sizes.append(len(rows))
+        return insert_many(self, table, rows)
+
+    monkeypatch.setattr(filling.Inserter, "insert_many", counted)
+
+    def filled(batch: int, rows: int | None) -> tuple:
+        monkeypatch.setattr(filling, "BATCH", batch)
+        with pg_server.scratch() as database, psycopg.connect(database.dsn, autocommit=True) as conn:
+            conn.execute(BILLING)
+            result = fill(conn, rows, tenancy=TENANCY)
+            return result.to_json(), result.records, conn.execute("SELECT * FROM invoices ORDER BY ctid").fetchall()
+
+    batch = filling.BATCH
+    for rows in (None, 30):
+        sizes.clear()
+        batched = filled(batch, rows)
+        assert batched[0]["rejected"] > 0 and max(sizes) > 1
+        assert batched == filled(1, rows)
