@@ -60,6 +60,7 @@ from harness.progress import Progress
 from harness.server import Server, open_server
 from harness.session import Session, open_session
 from harness.settings import Settings, load_settings
+from harness.sweep_workers import default_jobs
 from harness.snapshot import take_snapshot
 from harness.trial import Trial
 
@@ -95,14 +96,14 @@ def median_of(repeat: int, action: Callable[[], float]) -> float:
     return statistics.median(action() for _ in range(repeat))
 
 
-def timed_sweep(server: Server, ini: Path) -> float:
-    return cpu_timed_sweep(server, ini)[0]
+def timed_sweep(server: Server, ini: Path, **options: Any) -> float:
+    return cpu_timed_sweep(server, ini, **options)[0]
 
 
-def cpu_timed_sweep(server: Server, ini: Path) -> tuple[float, float | None]:
+def cpu_timed_sweep(server: Server, ini: Path, **options: Any) -> tuple[float, float | None]:
     """Wall-clock and CPU seconds (see :mod:`benchmarks.cpu`) of one sweep."""
     started = time.perf_counter()
-    result, cpu = cpu_seconds(server, lambda: sweep(load_settings(ini, **OPTIONS), server=server))
+    result, cpu = cpu_seconds(server, lambda: sweep(load_settings(ini, **OPTIONS, **options), server=server))
     elapsed = time.perf_counter() - started
     if not result.ok:
         raise RuntimeError(f"the sweep of {ini} found something: {[v.headline() for v in result.violations]}")
@@ -133,14 +134,17 @@ def bench_scale(server: Server, work: Path, sizes: list[int], repeat: int) -> li
         floor, floor_cpu_s = floor_cpu(server, ini, repeat)
         commands = median_of(repeat, lambda: commands_on_fresh_database(server, ini))
         swept, sweep_cpu_s = cpu_timed_sweep(server, ini)
+        alone, _ = cpu_timed_sweep(server, ini, jobs=1)
         cpu_ratio = sweep_cpu_s / floor_cpu_s if sweep_cpu_s and floor_cpu_s else None
         rows.append({"revisions": n, "floor_s": floor, "sweep_s": swept, "ratio": swept / floor,
                      "sweep_ms_per_revision": swept / n * 1000, "floor_cpu_s": floor_cpu_s,
-                     "sweep_cpu_s": sweep_cpu_s, "cpu_ratio": cpu_ratio,
+                     "sweep_cpu_s": sweep_cpu_s, "cpu_ratio": cpu_ratio, "jobs": default_jobs(),
+                     "one_job_s": alone, "one_job_ratio": alone / floor,
                      "commands_s": commands, "commands_ratio": swept / commands})
         cpu = f"  CPU {sweep_cpu_s:.2f} s / {floor_cpu_s:.2f} s = x{cpu_ratio:.1f}" if cpu_ratio else ""
         print(f"  {n:>4} revisions: floor {floor:7.2f} s  sweep {swept:7.2f} s  x{swept / floor:5.1f}{cpu}"
-              f"  (one command a step: {commands:.2f} s, sweep x{swept / commands:.1f})", flush=True)
+              f"  (one job: {alone:.2f} s, x{alone / floor:.1f}; one command a step: {commands:.2f} s, "
+              f"sweep x{swept / commands:.1f})", flush=True)
     return rows
 
 
@@ -160,7 +164,7 @@ def bench_profile(server: Server, work: Path, n: int) -> dict[str, Any]:
     ini = write_history(work / f"history-{n}", n)
     profile = cProfile.Profile()
     profile.enable()
-    timed_sweep(server, ini)
+    timed_sweep(server, ini, jobs=1)  # cProfile sees only this process
     profile.disable()
     stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     total = max(cumulative for (_, _, _, cumulative, _) in stats.values())
@@ -281,18 +285,22 @@ def render(results: dict[str, Any]) -> str:
     lines = [f"PostgreSQL {results['machine']['postgresql']}, {results['machine']['cpus']} CPUs, "
              f"load {results['machine']['load_before']} before, {results['machine']['load_after']} after"]
     if isinstance(results.get("scale"), list):
-        lines += ["", "| revisions | floor (s) | sweep (s) | sweep / floor | sweep ms per revision "
+        lines += ["", "| revisions | floor (s) | sweep (s) | sweep / floor | sweep, one job (s) "
+                      "| one job / floor | sweep ms per revision "
                       "| CPU: floor (s) | CPU: sweep (s) | CPU: sweep / floor | one command a step (s) "
                       "| sweep / commands |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['revisions']} | {r['floor_s']:.2f} | {r['sweep_s']:.2f} | {r['ratio']:.1f}x | "
+                  f"{_figure(r.get('one_job_s'))} | {_figure(r.get('one_job_ratio'), 1, 'x')} | "
                   f"{r['sweep_ms_per_revision']:.0f} | {_figure(r.get('floor_cpu_s'))} | "
                   f"{_figure(r.get('sweep_cpu_s'))} | {_figure(r.get('cpu_ratio'), 1, 'x')} | "
                   f"{_figure(r.get('commands_s'))} | {_figure(r.get('commands_ratio'), 1, 'x')} |"
                   for r in results["scale"]]
+        jobs = results["scale"][0].get("jobs") if results["scale"] else None
         lines += ["", "The floor runs every step in one env.py run; \"one command a step\" runs env.py once "
                       "per step, as `alembic upgrade`/`downgrade` typed for each would (in one process, the "
-                      "script directory loaded once)."]
+                      f"script directory loaded once). The sweep runs with its default jobs ({jobs}, one per "
+                      "processor), and again with one; the CPU figures count its workers and their servers."]
     if results.get("alternative") and "error" not in results["alternative"]:
         a = results["alternative"]
         lines += ["", f"pytest-alembic ({a['tool']}, {' + '.join(a['tests'])}) on {a['revisions']} revisions: "

@@ -24,11 +24,17 @@ def cpu_seconds(server: Server, action: Callable[[], T]) -> tuple[T, float | Non
     """``action()``'s result and the CPU seconds it cost, client and server (None if unknown)."""
     postmaster = _postmaster(server)
     before = _server_cpu(postmaster) if postmaster else None
-    started = time.process_time()
+    started, children = time.process_time(), _reaped_children()
     result = action()
-    client = time.process_time() - started
+    client = time.process_time() - started + _reaped_children() - children
     after = _server_cpu(postmaster) if postmaster else None
     return result, None if before is None or after is None else client + after - before
+
+
+def _reaped_children() -> float:
+    """CPU of the child processes waited for (a sweep's workers, with their own servers)."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def _postmaster(server: Server) -> int | None:

@@ -202,7 +202,7 @@ def sweep(
         if since is not None:
             added = _added_since(session, since)
             chosen = [r for r in (chosen or graph.revisions) if r in added]
-        outcome = run_sweep(session, revisions=chosen, progress=progress, jobs=_jobs(settings))
+        outcome = run_sweep(session, revisions=chosen, progress=progress)
         failures = [defect for f in outcome.findings for defect in defects(f.violations, f.start, f.steps)]
         return _result("sweep", session, started, failures, not_reached=outcome.not_reached)
 
@@ -233,17 +233,6 @@ def _timed_session(settings: Settings, server: Server | None) -> Iterator[tuple[
     started = time.perf_counter()
     with open_session(settings, server) as session:
         yield session, started
-
-
-def _jobs(settings: Settings) -> int:
-    if settings.jobs is None:
-        from .sweep_workers import default_jobs
-
-        return default_jobs()
-    if settings.jobs < 1:
-        raise HarnessError(f"jobs must be 1 or more, not {settings.jobs}",
-                           hint="leave it out to run one per processor")
-    return settings.jobs
 
 
 def write_baseline(settings: Settings, output: Path | None = None, server: Server | None = None) -> tuple[Path, RunResult]:

@@ -66,22 +66,23 @@ never by the number of jobs, so that no result depends on how many ran."""
 
 def run_sweep(
     session: Session, *, revisions: list[str] | None = None,
-    progress: Callable[[str], None] | None = None, jobs: int = 1,
+    progress: Callable[[str], None] | None = None, jobs: int | None = None,
 ) -> SweepOutcome:
     """Sweep ``revisions`` (all of them by default); one broken revision never hides the next.
 
     The revisions go in segments of :data:`SEGMENT`, each on a session of its own that starts
     from its first revision's reference and leaves the cluster's roles as it found them: a
     segment's findings are then the same wherever and after whatever it ran. With ``jobs``
-    above one, segments also run in other processes, each with a server of its own
-    (:mod:`.sweep_workers`).
+    (default: the ``jobs`` setting) above one, segments also run in other processes, each with
+    a server of its own (:mod:`.sweep_workers`).
     """
+    from .sweep_workers import jobs_of, run_segments
+
     graph = session.project.graph
+    jobs = jobs_of(session.settings) if jobs is None else jobs
     segments = _segments(graph.revisions, revisions or graph.revisions)
     if len(segments) == 1:
         return _sweep(session, segments[0], progress)
-    session.isolation_setup()  # detected once at the heads, for every segment
-    from .sweep_workers import run_segments
 
     outcome = SweepOutcome([], {})
     for found, coverage in run_segments(session, segments, jobs, lambda part: sweep_segment(session, part, progress)):

@@ -56,6 +56,16 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+def jobs_of(settings: Settings) -> int:
+    """The ``jobs`` setting, or one per processor when it is not set."""
+    if settings.jobs is None:
+        return default_jobs()
+    if settings.jobs < 1:
+        raise HarnessError(f"jobs must be 1 or more, not {settings.jobs}",
+                           hint="leave it out to run one per processor")
+    return settings.jobs
+
+
 def run_segments(
     session: Session, segments: Sequence[list[str]], jobs: int,
     sweep_here: Callable[[list[str]], Result],
@@ -71,17 +81,17 @@ def run_segments(
     try:
         for _ in range(count):
             try:
-                workers.append(_Worker((settings, session.isolation_setup())))
+                workers.append(_Worker(settings))
             except OSError as exc:
                 print(f"harness: cannot start a sweep worker, its segments run here: {exc}", file=sys.stderr)
                 break
-        threads = [threading.Thread(target=w.serve, args=(segments, pending, results), daemon=True)
-                   for w in workers]
-        for thread in threads:
-            thread.start()
+        # Detected here once for every segment, while the workers start their servers.
+        isolation = session.isolation_setup()
+        for worker in workers:
+            worker.start(isolation, segments, pending, results)
         _sweep_pending(pending, segments, results, sweep_here, workers)
-        for thread in threads:
-            thread.join()
+        for worker in workers:
+            worker.join()
         _raise_first(workers)
         # segments given back by a worker that ended after this process had run out of them
         _sweep_pending(pending, segments, results, sweep_here, workers)
@@ -123,24 +133,41 @@ def _worker_settings(session: Session) -> Settings | None:
 class _Worker:
     """One worker process, and the thread-side of talking to it."""
 
-    def __init__(self, start: tuple[Settings, IsolationSetup | None]) -> None:
-        """Start the process (in the main thread: the kernel's parent-death signal follows
-        the thread that started it); ``start`` is sent from :meth:`serve`."""
+    def __init__(self, settings: Settings) -> None:
+        """Start the process and send it ``settings``, so that it starts its server while
+        this one is busy (in the main thread: the kernel's parent-death signal follows the
+        thread that started the process)."""
         self.error: HarnessError | None = None
-        self._start = start
         self._closing = False
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "harness.sweep_workers"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env=env, preexec_fn=functools.partial(die_with_parent, signal.SIGTERM),
         )
+        self._broken: _Broken | None = None
+        self._thread: threading.Thread | None = None
+        try:
+            self._send(settings)
+        except _Broken as broken:
+            self._broken = broken
 
-    def serve(self, segments: Sequence[list[str]], pending: collections.deque[int],
-              results: list[Result | None]) -> None:
+    def start(self, *work: object) -> None:
+        """Serve segments in a thread of this process (:meth:`_serve`'s arguments)."""
+        self._thread = threading.Thread(target=self._serve, args=work, daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def _serve(self, isolation: IsolationSetup | None, segments: Sequence[list[str]],
+               pending: collections.deque[int], results: list[Result | None]) -> None:
         """Sweep segments from ``pending`` until none is left, this worker fails or the run
         ends; a segment it could not finish goes back to ``pending``."""
         try:
-            self._send(self._start)
+            if self._broken is not None:
+                raise self._broken
+            self._send(isolation)
             self._receive()  # ready
         except _Broken as broken:
             return self._say(broken)
@@ -172,6 +199,7 @@ class _Worker:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        self.join()  # it reads the end of the worker's output, and stops
         self._process.stdout.close()
 
     def _send(self, message: object) -> None:
@@ -204,7 +232,7 @@ class _Broken(Exception):
     """The worker could not be reached or crashed; its last line says why."""
 
 
-def _serve() -> int:
+def _work() -> int:
     """The worker: sweep each segment read, until the end of the input."""
     from .server import open_server
     from .sweep import sweep_segment
@@ -219,10 +247,10 @@ def _serve() -> int:
             replies.flush()
 
     try:
-        settings, isolation = pickle.load(requests)
+        settings = pickle.load(requests)
         with open_server(settings) as server:
             session = Session(settings, server)
-            session.known_isolation(isolation)
+            session.known_isolation(pickle.load(requests))
             reply("ready")
             while True:
                 try:
@@ -245,4 +273,4 @@ def _serve() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_serve())
+    sys.exit(_work())
