@@ -59,7 +59,7 @@ def _too_many_heads(session: Session) -> list[Violation]:
 
 def _models(session: Session, heads: frozenset[str]) -> list[Violation]:
     try:
-        template = session.references.reach(heads)
+        template = session.references.template(heads)
     except Unreachable:
         return []  # the sweep and the walk report the migration that fails on the way
     database = session.server.create_database(template=template)

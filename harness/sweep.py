@@ -131,7 +131,6 @@ def _sweep(session: Session, revisions: list[str], progress: Callable[[str], Non
                 trial = None
             if trial is None:
                 try:
-                    session.references.reach(before)
                     trial = Trial(session, before)
                 except Unreachable as unreachable:
                     outcome.not_reached[revision] = str(unreachable)
@@ -175,7 +174,7 @@ def _rows_kept(session: Session, state: State, rows: data.RowsSnapshot) -> tuple
     """The rows ``rows`` holds beyond those of ``state``'s reference, as a step a replay
     inserts: what earlier revisions' fills left in the sweep's one database."""
     exclude = (session.project.version_table,)
-    with psycopg.connect(session.server.dsn(session.references.reach(state)), autocommit=True) as conn:
+    with psycopg.connect(session.server.dsn(session.references.template(state)), autocommit=True) as conn:
         reference = capture_rows(conn, exclude=exclude)
         parents_first = read_catalog(conn, exclude=exclude).keys()
     kept = []

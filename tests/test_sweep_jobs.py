@@ -7,13 +7,14 @@ import os
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from harness import commands
 from harness.server import roles
 from harness.session import open_session
 from harness.settings import load_settings
-from harness.snapshot import diff_snapshots
+from harness.snapshot import diff_snapshots, take_snapshot
 from harness.sweep import SEGMENT
 from projects import Rev, make_project
 
@@ -95,15 +96,37 @@ def test_jobs_below_one_is_an_error_naming_the_setting(tmp_path: Path, pg_server
         commands.sweep(load_settings(ini, jobs=0), server=pg_server)
 
 
-def test_a_reference_reached_in_one_run_is_the_one_built_step_by_step(tmp_path: Path, pg_server) -> None:
+def test_a_template_made_in_one_run_is_the_one_built_step_by_step(tmp_path: Path, pg_server) -> None:
     ini = make_project(tmp_path, _history()[:12])
     settings = load_settings(ini)
     with open_session(settings, pg_server) as reached, open_session(settings, pg_server) as stepped:
         state = frozenset({_rid(11)})
-        reached.references.reach(state)
+        reached.references.template(state)
         assert set(reached.references._chain.kept) == {frozenset(), state}
-        assert diff_snapshots(reached.references.snapshot(state), stepped.references.snapshot(state)) == []
+        stepped.references._chain.get(state)
         assert len(stepped.references._chain.kept) == 12
+        taken = {}
+        for session in (reached, stepped):
+            with psycopg.connect(pg_server.dsn(session.references.template(state)), autocommit=True) as conn:
+                taken[session] = take_snapshot(conn, version_table=session.project.version_table)
+        assert diff_snapshots(taken[reached], taken[stepped]) == []
+
+
+def test_references_walked_up_once_give_every_state_no_template(tmp_path: Path, pg_server) -> None:
+    """A walk needs the snapshots of most states and the databases of a few: the snapshots come
+    from one database walked up the path, equal to those of templates built step by step."""
+    ini = make_project(tmp_path, _history()[:12])
+    settings = load_settings(ini)
+    with open_session(settings, pg_server) as walked, open_session(settings, pg_server) as stepped:
+        top = frozenset({_rid(11)})
+        stepped.references._chain.get(top)
+        walked.references.snapshot(top)
+        assert set(walked.references._chain.kept) == {frozenset()}
+        for i in range(1, 12):
+            state = frozenset({_rid(i)})
+            assert walked.references.has_snapshot(state)
+            assert diff_snapshots(walked.references.snapshot(state), stepped.references.snapshot(state)) == []
+        assert set(walked.references._chain.kept) == {frozenset()}
 
 
 def test_a_reference_one_run_cannot_reach_is_built_step_by_step(tmp_path: Path, pg_server) -> None:
@@ -118,5 +141,5 @@ def test_a_reference_one_run_cannot_reach_is_built_step_by_step(tmp_path: Path, 
     ini = make_project(tmp_path, revisions)
     with open_session(load_settings(ini), pg_server) as session:
         session.references.template(frozenset({"a1"}))
-        session.references.reach(frozenset({"a3"}))
+        session.references.template(frozenset({"a3"}))
         assert len(session.references._chain.kept) == 4
