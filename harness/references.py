@@ -65,7 +65,7 @@ class StateChain(Generic[T]):
 
     def get(self, state: State) -> T:
         """The value of ``state``, made from the last state on its path that has one (some are
-        made without the states before them: :meth:`References.reach`)."""
+        made without the states before them: :meth:`References.template`)."""
         graph = self._project.graph
         states: list[State] = [frozenset()]
         path = graph.canonical_path(state)
