@@ -68,6 +68,21 @@ class Rev:
         return f"t_{self.id}"
 
 
+def numbered_id(i: int) -> str:
+    return f"r{i:03d}"
+
+
+def numbered(length: int, bodies: Mapping[int, tuple[str, str]]) -> list[Rev]:
+    """A linear history ``r001`` to ``r<length>``: revision ``i`` runs ``bodies[i]`` (upgrade,
+    downgrade) where given, else creates and drops its table ``t_r<i>``."""
+    revisions = []
+    for i in range(1, length + 1):
+        upgrade, downgrade = bodies.get(i, (None, None))
+        revisions.append(Rev(numbered_id(i), down=numbered_id(i - 1) if i > 1 else None,
+                             upgrade=upgrade, downgrade=downgrade))
+    return revisions
+
+
 def chain(*ids: str, down: RevIds = None) -> list[Rev]:
     """A linear run of default revisions, the first one on top of ``down``."""
     revs = []

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from harness import commands
 from harness.settings import load_settings
-from projects import Rev, make_project
+from projects import Rev, make_project, numbered
+from projects import numbered_id as _rid
 
 LENGTH = 120
 
@@ -36,26 +37,13 @@ ALSO = {("data", "r095")}
 """Found beside: 95's downgrade re-adds a empty, losing the values the sweep's filler gave it."""
 
 
-def _rid(i: int) -> str:
-    return f"r{i:03d}"
-
-
 def _history() -> list[Rev]:
-    revisions = []
-    for i in range(1, LENGTH + 1):
-        down = _rid(i - 1) if i > 1 else None
-        if i in DEFECTS:
-            upgrade, downgrade, _ = DEFECTS[i]
-            table = f"t_{_rid(i - 1)}"
-            revisions.append(Rev(_rid(i), down=down, upgrade=upgrade.format(t=table),
-                                 downgrade=downgrade.format(t=table)))
-        elif i == 94:
-            revisions.append(Rev(_rid(i), down=down, downgrade='op.drop_table("w")', upgrade=(
-                'op.create_table("w", sa.Column("id", sa.Integer), sa.Column("a", sa.Integer), '
-                'sa.Column("b", sa.Integer))')))
-        else:
-            revisions.append(Rev(_rid(i), down=down))
-    return revisions
+    # {t} is the previous revision's table; 94 makes w(id, a, b) for 95.
+    bodies = {i: (up.format(t=f"t_{_rid(i - 1)}"), down.format(t=f"t_{_rid(i - 1)}"))
+              for i, (up, down, _) in DEFECTS.items()}
+    bodies[94] = ('op.create_table("w", sa.Column("id", sa.Integer), sa.Column("a", sa.Integer), '
+                  'sa.Column("b", sa.Integer))', 'op.drop_table("w")')
+    return numbered(LENGTH, bodies)
 
 
 def test_one_sweep_reports_every_defect_of_a_long_history(tmp_path: Path, pg_server) -> None:

@@ -16,7 +16,8 @@ from harness.session import open_session
 from harness.settings import load_settings
 from harness.snapshot import diff_snapshots, take_snapshot
 from harness.sweep import SEGMENT
-from projects import Rev, make_project
+from projects import Rev, make_project, numbered
+from projects import numbered_id as _rid
 
 LENGTH = 2 * SEGMENT + 10
 """Three segments: the harness's process and two workers each sweep one with ``jobs=3``."""
@@ -40,17 +41,8 @@ ROLE_REVISIONS = {
 }
 
 
-def _rid(i: int) -> str:
-    return f"r{i:03d}"
-
-
 def _history() -> list[Rev]:
-    revisions = []
-    for i in range(1, LENGTH + 1):
-        down = _rid(i - 1) if i > 1 else None
-        upgrade, downgrade, *_ = DEFECTS.get(i) or ROLE_REVISIONS.get(i) or (None, None)
-        revisions.append(Rev(_rid(i), down=down, upgrade=upgrade, downgrade=downgrade))
-    return revisions
+    return numbered(LENGTH, {**{i: (up, down) for i, (up, down, _) in DEFECTS.items()}, **ROLE_REVISIONS})
 
 
 def _sweep(ini: Path, server, jobs: int) -> dict:
