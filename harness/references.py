@@ -163,12 +163,10 @@ class References:
         """What ``read`` finds in a database at ``state``.
 
         Not a reference: where ``state`` has no template yet, the nearest template on its
-        canonical path is cloned and the remaining steps run in one env.py run, as one
-        ``alembic upgrade`` would, with no template or snapshot of the states in between. The
-        isolation setup is read this way at the heads before the first step of a run; building
-        every template up to the heads would cost a clone and a snapshot per revision. Should
-        that one run fail (a revision that needs the previous one committed), the templates are
-        built step by step instead.
+        canonical path is cloned and the remaining steps run in one env.py run, as
+        :meth:`template` does, but nothing is kept. The isolation setup is read this way at the
+        heads before the first step of a run. Should that one run fail (a revision that needs
+        the previous one committed), the read is of the template, built step by step.
 
         That database is dropped once read, and so are the roles its run created: roles are
         cluster-wide, and a migration's plain ``CREATE ROLE`` would otherwise fail when the

@@ -33,6 +33,7 @@ from .seeding import read_catalog
 from .server import roles
 from .server.base import SCRATCH_PREFIX
 from .session import Coverage, Session
+from .sweep_workers import jobs_of, run_segments
 from .trial import LoggedStep, Trial
 from .violations import Violation
 
@@ -76,8 +77,6 @@ def run_sweep(
     (default: the ``jobs`` setting) above one, segments also run in other processes, each with
     a server of its own (:mod:`.sweep_workers`).
     """
-    from .sweep_workers import jobs_of, run_segments
-
     graph = session.project.graph
     jobs = jobs_of(session.settings) if jobs is None else jobs
     segments = _segments(graph.revisions, revisions or graph.revisions)

@@ -33,7 +33,7 @@ from psycopg import sql
 
 from .catalog import Catalog, Column, ForeignKey, Table, Tenancy, TypeInfo, read_catalog
 from .hints import Hints
-from .insert import DEFAULT, Inserter, Refused
+from .insert import DEFAULT, Inserter
 
 LONGEST_TEXT = 200
 """The longest string given to a column without a length limit."""

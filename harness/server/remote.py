@@ -34,7 +34,7 @@ class UrlServer(Server):
 
     def close(self) -> None:
         """Drop the scratch databases, then the roles their migrations left in the cluster."""
-        ours = set(self._created)
+        ours = self.scratch_names()
         super().close()
         try:
             with connect(self._admin_dsn()) as conn:
