@@ -5,9 +5,11 @@ time. A run compares most states it reaches with their references, so it needs t
 of most states, but databases (templates) of only the few it starts from:
 
 - snapshots come from one database walked up the canonical path, each revision its own env.py
-  run on sessions kept between them, a whole snapshot at every state it passes (about 15 ms a
-  state on a 100-revision history, against 64 ms for a template of its own: a clone, a new
-  session's cold caches, a whole snapshot);
+  run on sessions kept between them. That database logs its changes (the event triggers of
+  :mod:`harness.snapshot.tracking`), so each state's snapshot is the previous one with what the
+  revision changed read again: patched, trusted to say two schemas are equal, never that they
+  differ, as a trial's whole snapshot at each state's first visit then checks (see
+  :meth:`References.adopt`). Without the log, a whole snapshot at every state;
 - a template is a clone of the nearest one on its path advanced by the remaining revisions in
   one env.py run, as one ``alembic upgrade`` would (or one revision at a time, each state
   cloned from its predecessor's, where that run fails).
@@ -26,7 +28,10 @@ from .graph import State, Step
 from .project import Project
 from .runner import StepOutcome
 from .server import Database, Server, roles
-from .snapshot import Snapshot, diff_snapshots, family_of, take_snapshot
+from .snapshot import (
+    ScopedRead, Snapshot, diff_snapshots, family_of, install_tracking, take_scoped_snapshot, take_snapshot,
+)
+from .snapshot.queries import TRACKING_SCHEMA
 
 T = TypeVar("T")
 
@@ -95,9 +100,12 @@ class StateChain(Generic[T]):
 class References:
     """Template databases and schema snapshots of revision states, built on first use."""
 
-    def __init__(self, server: Server, project: Project) -> None:
+    def __init__(self, server: Server, project: Project, *, scoped: bool = True) -> None:
+        """``scoped``: the reference walk may patch snapshots from its change log (the
+        ``scoped_snapshots`` setting)."""
         self._server = server
         self._project = project
+        self._scoped = scoped
         self._snapshots: dict[State, Snapshot] = {}
         self._unreachable: dict[State, Unreachable] = {}
         self._chain: StateChain[str] = StateChain(
@@ -149,15 +157,27 @@ class References:
             if walk is not None:
                 walk.close()
             start, _ = self._nearest(state)
-            self._walk = walk = _Walk(self._server, self._project, self.template(start), start)
+            self._walk = walk = _Walk(self._server, self._project, self.template(start), start,
+                                      scoped=self._scoped)
         for step in path[len(walk.path):]:
+            before = walk.state
             outcome = walk.advance(step)
             if not outcome.ok:
                 walk.close()
                 self._walk = None
                 self._fail(graph.after_upgrade(walk.state, step.revision), step, outcome)
-            if walk.state not in self._snapshots or walk.state in self._patched:
+            if walk.state in self._snapshots:
+                walk.matched()
+            elif walk.since is not None and before in self._snapshots:
+                read = walk.read()
+                if read.scope is None:
+                    self._snapshots[walk.state] = read.snapshot
+                else:
+                    self.adopt(walk.state, read.scope.patch(self._snapshots[before], read.snapshot),
+                               patched=True)
+            else:
                 self._take(walk.state, walk.conn)
+                walk.matched()
 
     def read_at(self, state: State, read: Callable[[psycopg.Connection], T]) -> T:
         """What ``read`` finds in a database at ``state``.
@@ -300,6 +320,11 @@ class References:
         False if there was none. For a comparison that found differences against one."""
         if not self._patched:
             return False
+        # What the log missed once it misses again: the walk takes whole snapshots from now on.
+        self._scoped = False
+        if self._walk is not None:
+            self._walk.close()
+            self._walk = None
         for state in self._patched:
             del self._snapshots[state]
         self._patched.clear()
@@ -348,19 +373,40 @@ class References:
 
 class _Walk:
     """The reference database: a clone of a template advanced up a canonical path, one
-    revision (one env.py run) at a time, on sessions kept between its steps."""
+    revision (one env.py run) at a time, on sessions kept between its steps; with ``scoped``,
+    logging its changes (where the server allows event triggers)."""
 
-    def __init__(self, server: Server, project: Project, template: str, state: State) -> None:
+    def __init__(self, server: Server, project: Project, template: str, state: State, *,
+                 scoped: bool) -> None:
         self._server, self._graph = server, project.graph
+        self._version_table = project.version_table
         self.state = state
         self.path = self._graph.canonical_path(state)
         self.database = server.create_database(template=template)
         try:
             self.runner = project.runner(self.database)
             self.conn = psycopg.connect(self.database.dsn, autocommit=True)
+            self.since: int | None = None
+            """The log's last entry when the database last matched a known snapshot; None
+            without a log."""
+            if scoped and install_tracking(self.conn):
+                self.since = 0
+                self.matched()
         except BaseException:
             server.drop_database(self.database.name)
             raise
+
+    def matched(self) -> None:
+        """The database now matches its state's known snapshot: later reads start here."""
+        if self.since is not None:
+            self.since = self.conn.execute(f"SELECT coalesce(max(id), 0) FROM {TRACKING_SCHEMA}.changes").fetchone()[0]
+
+    def read(self) -> ScopedRead:
+        """What changed since the last match (whole, where the log cannot place a change)."""
+        assert self.since is not None
+        read = take_scoped_snapshot(self.conn, self._version_table, since=self.since, versions=True)
+        self.since = read.last
+        return read
 
     def advance(self, step: Step) -> StepOutcome:
         outcome = self.runner.run([step])

@@ -73,7 +73,7 @@ class Session:
         self.settings = settings
         self.server = server
         self.project = project or Project(settings)
-        self.references = References(server, self.project)
+        self.references = References(server, self.project, scoped=settings.scoped_snapshots)
         self.coverage = Coverage()
         self._cache: dict[tuple[str, State], Any] = {}
         self._isolation: IsolationSetup | None = None

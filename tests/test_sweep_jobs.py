@@ -106,7 +106,8 @@ def test_a_template_made_in_one_run_is_the_one_built_step_by_step(tmp_path: Path
 
 def test_references_walked_up_once_give_every_state_no_template(tmp_path: Path, pg_server) -> None:
     """A walk needs the snapshots of most states and the databases of a few: the snapshots come
-    from one database walked up the path, equal to those of templates built step by step."""
+    from one database walked up the path, each patched from its change log, equal to those of
+    templates built step by step."""
     ini = make_project(tmp_path, _history()[:12])
     settings = load_settings(ini)
     with open_session(settings, pg_server) as walked, open_session(settings, pg_server) as stepped:
@@ -118,6 +119,8 @@ def test_references_walked_up_once_give_every_state_no_template(tmp_path: Path, 
             state = frozenset({_rid(i)})
             assert walked.references.has_snapshot(state)
             assert diff_snapshots(walked.references.snapshot(state), stepped.references.snapshot(state)) == []
+        # Patched from the walked database's change log, all but the template's own.
+        assert walked.references._patched == {frozenset({_rid(i)}) for i in range(1, 12)}
         assert set(walked.references._chain.kept) == {frozenset()}
 
 
