@@ -190,18 +190,29 @@ class _Table:
 
     def _split(self, row: dict[str, Any], parents: dict[str, Any], budget: int | None) -> int:
         """Each edge of the refused ``row`` alone on a plain row, at most ``budget`` rows.
-        Rows added."""
+        Rows added.
+
+        In batches, as :meth:`fill` sends its rows: a split row does not depend on the refusals
+        before it, so the rows after a refused one are sent as they were made, and rows are
+        made only while the rows waiting could all go in without passing ``budget``.
+        """
         added = 0
-        for column in self.own:
-            if budget is not None and added >= budget:
+        columns = iter(self.own)
+        waiting: list[dict[str, Any]] = []
+        while budget is None or added < budget:
+            room = BATCH if budget is None else min(BATCH, budget - added)
+            for column in columns:
+                plain = {**parents, **{c.name: self._plain(c) for c in self.own}}
+                if row[column.name] != plain[column.name]:
+                    waiting.append(self._ordered({**plain, column.name: row[column.name]}))
+                    if len(waiting) >= room:
+                        break
+            if not waiting:
                 break
-            plain = {**parents, **{c.name: self._plain(c) for c in self.own}}
-            if row[column.name] == plain[column.name]:
-                continue
-            records, refused = self.inserter.insert_many(
-                self.table, [self._ordered({**plain, column.name: row[column.name]})])
+            records, refused = self.inserter.insert_many(self.table, waiting)
             self._keep(records)
             added += len(records)
+            waiting = waiting[len(records) + 1:] if refused is not None else []
             if refused is not None:
                 self.result.rejected += 1
         return added
