@@ -12,7 +12,8 @@ of most states, but databases (templates) of only the few it starts from:
   :meth:`References.adopt`). Without the log, a whole snapshot at every state;
 - a template is a clone of the nearest one on its path advanced by the remaining revisions in
   one env.py run, as one ``alembic upgrade`` would (or one revision at a time, each state
-  cloned from its predecessor's, where that run fails).
+  cloned from its predecessor's, where that run fails). It is not read when made: the walk
+  gives its snapshot for less, and the template is read only where the walk has gone past.
 
 Every walk example and sweep edge then starts from a clone (about 10 ms) instead of replaying DDL.
 """
@@ -109,8 +110,8 @@ class References:
         self._snapshots: dict[State, Snapshot] = {}
         self._unreachable: dict[State, Unreachable] = {}
         self._chain: StateChain[str] = StateChain(
-            server, project, start=lambda: self._store(frozenset(), server.create_database()),
-            advanced=self._store, failed=self._fail, database=lambda name: name,
+            server, project, start=lambda: server.create_database().name,
+            advanced=lambda state, database: database.name, failed=self._fail, database=lambda name: name,
         )
         self._visited: set[State] = set()
         self._roots_between: dict[frozenset[State], frozenset[str]] = {}
@@ -134,13 +135,22 @@ class References:
             if len(steps) > 1:
                 found = self._shortcut(start, steps)
                 if found is not None:
-                    self._chain.kept[state] = self._store(state, found[0])
+                    self._chain.kept[state] = found[0].name
         return self._chain.get(state)
 
     def snapshot(self, state: State) -> Snapshot:
-        """The schema every path to ``state`` must produce."""
+        """The schema every path to ``state`` must produce.
+
+        From the reference walk where it can go on up to ``state`` (a step and a read on warm
+        sessions), else from the state's template if it has one (a new session's whole
+        snapshot, about three times the cost: templates are not read when made), else from a
+        walk started again at the nearest template.
+        """
         if state not in self._snapshots:
-            if state in self._chain.kept:  # the template outlived a patched reference
+            walk = self._walk
+            path = self._project.graph.canonical_path(state)
+            ahead = walk is not None and len(walk.path) < len(path) and path[:len(walk.path)] == walk.path
+            if state in self._chain.kept and not ahead:
                 _read(self._server.dsn(self._chain.kept[state]), lambda conn: self._take(state, conn))
             else:
                 self._walk_up_to(state)
@@ -360,11 +370,6 @@ class References:
     def _fail(self, state: State, step: Step, outcome: StepOutcome) -> str:
         self._unreachable[state] = Unreachable(step, outcome)
         raise self._unreachable[state]
-
-    def _store(self, state: State, database: Database) -> str:
-        if state not in self._snapshots or state in self._patched:
-            _read(database.dsn, lambda conn: self._take(state, conn))
-        return database.name
 
     def _take(self, state: State, conn: psycopg.Connection) -> None:
         self._snapshots[state] = take_snapshot(conn, version_table=self._project.version_table)

@@ -119,8 +119,9 @@ def test_references_walked_up_once_give_every_state_no_template(tmp_path: Path, 
             state = frozenset({_rid(i)})
             assert walked.references.has_snapshot(state)
             assert diff_snapshots(walked.references.snapshot(state), stepped.references.snapshot(state)) == []
-        # Patched from the walked database's change log, all but the template's own.
-        assert walked.references._patched == {frozenset({_rid(i)}) for i in range(1, 12)}
+        # Patched from the walked database's change log, all but the first: templates are not
+        # read when made, so the state the walk starts from has no snapshot to patch.
+        assert walked.references._patched == {frozenset({_rid(i)}) for i in range(2, 12)}
         assert set(walked.references._chain.kept) == {frozenset()}
 
 
