@@ -25,6 +25,7 @@ from harness.settings import load_settings
 from harness.snapshot import (
     Difference, diff_snapshots, family_of, install_tracking, take_scoped_snapshot, take_snapshot,
 )
+from harness.snapshot.queries import ROWS_TRIGGER
 from harness.snapshot.tracking import Scope
 from harness.trial import Trial
 
@@ -233,6 +234,23 @@ def test_the_change_log_is_invisible(tracked: psycopg.Connection) -> None:
         keys = take_snapshot(plain, None).objects.keys()
     assert not [k for k in keys if "pg_harness" in k or "harness_log" in k]
 
+
+
+def test_a_new_table_is_watched_and_logged_once(tracked: psycopg.Connection) -> None:
+    """The log puts a statement trigger on each new table, enabled under any replication role;
+    the commands that put it there are its own and are not logged, and once they ran the next
+    command of the same transaction is logged again."""
+    since = tracked.execute("SELECT coalesce(max(id), 0) FROM pg_harness.changes").fetchone()[0]
+    with tracked.transaction():
+        tracked.execute("CREATE TABLE app.watched (id int)")
+        tracked.execute("CREATE TABLE app.after (id int)")
+    tags = [tag for (tag,) in tracked.execute(
+        "SELECT tag FROM pg_harness.changes WHERE id > %s ORDER BY id", (since,))]
+    assert tags == ["CREATE TABLE", "CREATE TABLE"]
+    enabled = tracked.execute(
+        "SELECT tgrelid::regclass::text, tgenabled FROM pg_trigger WHERE tgname = %s "
+        "AND tgrelid IN ('app.watched'::regclass, 'app.after'::regclass) ORDER BY 1", (ROWS_TRIGGER,)).fetchall()
+    assert enabled == [("app.after", "A"), ("app.watched", "A")]
 
 # --- in the harness's runs ------------------------------------------------------------------
 

@@ -28,6 +28,9 @@ from .model import Snapshot
 from .queries import ROWS_TRIGGER, SCOPED_STATEMENT, TRACKING_SCHEMA
 from .queries.scope import FAMILIES
 
+_WATCHING = "harness.watching_rows"
+"""Set while the log puts its statement trigger on a new table (see ``watch_rows``)."""
+
 _INSTALL = f"""
 BEGIN;
 SET LOCAL allow_system_table_mods = on;
@@ -47,9 +50,13 @@ END $$;
 CREATE FUNCTION {TRACKING_SCHEMA}.watch_rows(rel oid) RETURNS void LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
+    -- The two commands below are the log's own, on a table it already logged as created: the
+    -- event trigger would otherwise log both, twice over what it does for the CREATE TABLE.
+    PERFORM set_config('{_WATCHING}', 'on', true);
     EXECUTE format('CREATE TRIGGER {ROWS_TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION {TRACKING_SCHEMA}.log_rows()', rel::regclass);
     EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER {ROWS_TRIGGER}', rel::regclass);
+    PERFORM set_config('{_WATCHING}', '', true);
 END $$;
 SELECT {TRACKING_SCHEMA}.watch_rows(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
@@ -65,11 +72,15 @@ CREATE TYPE {TRACKING_SCHEMA}.command AS (
 CREATE FUNCTION {TRACKING_SCHEMA}.log_command() RETURNS event_trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
+    commands {TRACKING_SCHEMA}.command[];
+BEGIN
+    IF current_setting('{_WATCHING}', true) = 'on' THEN
+        RETURN;
+    END IF;
     -- Read once: each call of pg_event_trigger_ddl_commands() describes every object again.
-    commands {TRACKING_SCHEMA}.command[] := ARRAY(
+    commands := ARRAY(
         SELECT ROW(classid, objid, command_tag, object_type, in_extension)::{TRACKING_SCHEMA}.command
         FROM pg_event_trigger_ddl_commands());
-BEGIN
     INSERT INTO {TRACKING_SCHEMA}.changes (dropped, tag, classid, objid, object_type)
     SELECT false, command_tag, classid, objid, object_type FROM unnest(commands);
     -- A command that names no object (DROP OWNED) still says something changed; other drops
