@@ -148,8 +148,7 @@ class References:
         """
         if state not in self._snapshots:
             walk = self._walk
-            path = self._project.graph.canonical_path(state)
-            ahead = walk is not None and len(walk.path) < len(path) and path[:len(walk.path)] == walk.path
+            ahead = walk is not None and walk.goes_on_to(state)
             if state in self._chain.kept and not ahead:
                 _read(self._server.dsn(self._chain.kept[state]), lambda conn: self._take(state, conn))
             else:
@@ -163,7 +162,7 @@ class References:
         graph = self._project.graph
         path = graph.canonical_path(state)
         walk = self._walk
-        if walk is None or path[:len(walk.path)] != walk.path:
+        if walk is None or not walk.goes_on_to(state):
             if walk is not None:
                 walk.close()
             start, _ = self._nearest(state)
@@ -400,6 +399,11 @@ class _Walk:
         except BaseException:
             server.drop_database(self.database.name)
             raise
+
+    def goes_on_to(self, state: State) -> bool:
+        """Whether advancing this walk reaches ``state`` (which it has not reached yet)."""
+        path = self._graph.canonical_path(state)
+        return len(self.path) < len(path) and path[:len(self.path)] == self.path
 
     def matched(self) -> None:
         """The database now matches its state's known snapshot: later reads start here."""

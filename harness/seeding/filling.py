@@ -212,8 +212,10 @@ class _Table:
             records, refused = self.inserter.insert_many(self.table, waiting)
             self._keep(records)
             added += len(records)
-            waiting = waiting[len(records) + 1:] if refused is not None else []
-            if refused is not None:
+            if refused is None:
+                waiting = []
+            else:
+                waiting = waiting[len(records) + 1:]
                 self.result.rejected += 1
         return added
 
