@@ -235,7 +235,6 @@ def test_the_change_log_is_invisible(tracked: psycopg.Connection) -> None:
     assert not [k for k in keys if "pg_harness" in k or "harness_log" in k]
 
 
-
 def test_a_new_table_is_watched_and_logged_once(tracked: psycopg.Connection) -> None:
     """The log puts a statement trigger on each new table, enabled under any replication role;
     the commands that put it there are its own and are not logged, and once they ran the next
@@ -251,6 +250,7 @@ def test_a_new_table_is_watched_and_logged_once(tracked: psycopg.Connection) -> 
         "SELECT tgrelid::regclass::text, tgenabled FROM pg_trigger WHERE tgname = %s "
         "AND tgrelid IN ('app.watched'::regclass, 'app.after'::regclass) ORDER BY 1", (ROWS_TRIGGER,)).fetchall()
     assert enabled == [("app.after", "A"), ("app.watched", "A")]
+
 
 # --- in the harness's runs ------------------------------------------------------------------
 
