@@ -33,9 +33,13 @@ def without_local_constants() -> Iterator[None]:
     if original is None:
         yield
         return
+    # The pool's shape (its sorted sets and their keys) from the pool as it stands, not from
+    # calling ``original``: that parses every loaded module not yet seen, a quarter of a
+    # second at a walk's start, only to be thrown away.
+    pool = getattr(providers, "_local_constants", None)
     empty = providers.Constants(**{
         field: type(values)() if not hasattr(values, "key") or values.key is None else type(values)(key=values.key)
-        for field, values in vars(original()).items()
+        for field, values in vars(pool if pool is not None else original()).items()
     })
     cache = getattr(providers, "CONSTANTS_CACHE", None)
     if not hasattr(cache, "max_size"):

@@ -202,7 +202,13 @@ class References:
         templates run the same revision again, a defect of the harness's, not of the history.
         The roles dropped are those that appeared while the run went on, on a shared server
         too: another run creating the same role in that moment would fail on it anyway.
+
+        Where the reference walk stands at ``state`` (the first jump to the heads took it
+        there), ``read`` runs on its session instead: no clone, no migration run.
         """
+        walk = self._walk
+        if walk is not None and walk.state == state:
+            return read(walk.conn)
         if state not in self._chain.kept:
             start, steps = self._nearest(state)
             if steps:

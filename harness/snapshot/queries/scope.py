@@ -118,13 +118,19 @@ RECURSIVE scope_request AS (
 ), logged AS (
     SELECT l.* FROM {TRACKING_SCHEMA}.changes l, scope_request s
     WHERE s.request IS NOT NULL AND l.id > (s.request->>'since')::bigint
-), {TOUCHED}, scope AS (
+), {TOUCHED}, scope_whole AS (
     SELECT
         s.request IS NULL
         OR EXISTS (SELECT FROM logged WHERE {UNPLACED}
                    AND NOT ({_granted(tuple(kind for kinds in GRANTED_KINDS.values() for kind in kinds))}))
-        OR {TRACKING_OFF} AS whole,
+        OR {TRACKING_OFF} AS whole
+    FROM scope_request s
+), scope_found AS (
+    SELECT
+        w.whole,
         ARRAY(
+            SELECT tbl FROM any_rel WHERE w.whole
+          UNION
             SELECT jsonb_array_elements_text(s.request->'roots')
           UNION
             SELECT n.nspname || '.' || c.relname FROM touched_relation r
@@ -159,14 +165,24 @@ RECURSIVE scope_request AS (
             SELECT 'privileges' WHERE {_granted_on('privileges')}
         ) AS families,
         (SELECT coalesce(max(id), 0) FROM {TRACKING_SCHEMA}.changes) AS last
-    FROM scope_request s
+    FROM scope_request s CROSS JOIN scope_whole w
+), scope AS (
+    SELECT f.*, CASE WHEN 'privileges' = ANY(f.families) THEN ARRAY(SELECT tbl FROM any_rel)
+                     ELSE f.roots END AS acl_roots
+    FROM scope_found f
 ),
 """
 """Prepended to the snapshot's own CTEs (``WITH`` then these, then ``ns AS ...``)."""
 
-RELATION_FILTER = "AND (scope.whole OR r.tbl = ANY(scope.roots))"
+RELATION_FILTER = "AND r.tbl = ANY(scope.roots)"
 """A sequence is read as a relation of its own: the log names it when a command changes it, and
-``pg_depend`` when a command changes the table owning it."""
+``pg_depend`` when a command changes the table owning it.
+
+A whole scope lists every relation among its roots rather than passing the filter with an
+``OR``: the statement's plan is generic, and with the ``OR`` it cannot tell a scope of a few
+relations from all of them, so it joined every family's catalog whole (hash joins over all of
+``pg_attribute``, ``pg_constraint``, ``pg_trigger``...) to keep the few. Without it, a scoped read
+follows the few by index (see :func:`family_filter` for the same about families)."""
 
 FAMILIES = ("functions", "types", "privileges")
 """Objects read only when the log names one of their kind (a function, procedure or aggregate; a
@@ -178,9 +194,15 @@ row type and an array type per table); the privileges of a relation are otherwis
 
 def family_filter(family: str) -> str:
     """The condition that reads the objects of ``family`` (one of :data:`FAMILIES`); the
-    privileges of the relations in scope are read whatever the families."""
-    roots = " OR r.tbl = ANY(scope.roots)" if family == "privileges" else ""
-    return f"AND (scope.whole{roots} OR '{family}' = ANY(scope.families))"
+    privileges of the relations in scope are read whatever the families.
+
+    Neither is a join condition with an ``OR``, which a generic plan must assume keeps most
+    rows: the privileges' relations are listed (``acl_roots``: every relation when the family is
+    read, else the roots), and the functions' and types' condition is a subquery that names no
+    column of the catalog read, which PostgreSQL evaluates once and, false, skips the catalog."""
+    if family == "privileges":
+        return "AND r.tbl = ANY(scope.acl_roots)"
+    return f"AND (SELECT whole OR '{family}' = ANY(families) FROM scope)"
 
 SUMMARY = """
 SELECT NULL, NULL, jsonb_build_object('whole', whole, 'roots', to_jsonb(roots), 'keys', to_jsonb(keys),
