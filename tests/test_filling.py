@@ -156,3 +156,51 @@ def test_rows_sent_in_batches_are_the_rows_sent_one_at_a_time(pg_server, monkeyp
         batched = filled(batch, rows)
         assert batched[0]["rejected"] > 0 and max(sizes) > 1
         assert batched == filled(1, rows)
+
+
+RUNS = """
+CREATE TABLE runs (
+    id serial PRIMARY KEY,
+    status text NOT NULL CHECK (status IN ('queued', 'running', 'done')),
+    started_at timestamptz,
+    finished_at timestamptz,
+    details jsonb CHECK (jsonb_typeof(details) = 'object'),
+    amount numeric(10, 2),
+    currency char(3),
+    email text,
+    phone text,
+    CHECK ((status = 'done') = (finished_at IS NOT NULL)),
+    CHECK (finished_at IS NULL OR started_at IS NULL OR finished_at >= started_at),
+    CHECK (amount IS NULL OR currency IS NOT NULL),
+    CHECK (num_nonnulls(email, phone) >= 1)
+);
+"""
+
+
+def test_rows_a_check_refuses_are_counted_unsent_and_the_database_agrees(pg_server, monkeypatch) -> None:
+    """The filler judges its rows on the CHECKs it can read and does not send those certainly
+    refused: the same rows go in, and as many are counted refused, as when the database judges
+    every row (only serial keys differ: a refused insert draws one)."""
+    withheld: list[dict] = []
+    refuses = filling._Table._refuses
+
+    def recorded(self, row):
+        verdict = refuses(self, row)
+        if verdict:
+            withheld.append(row)
+        return verdict
+
+    def filled(judge) -> tuple:
+        monkeypatch.setattr(filling._Table, "_refuses", judge)
+        with pg_server.scratch() as database, psycopg.connect(database.dsn, autocommit=True) as conn:
+            conn.execute(RUNS)
+            result = fill(conn)
+            rows = conn.execute("SELECT status, started_at, finished_at, details, amount, currency, email, phone "
+                                "FROM runs ORDER BY ctid").fetchall()
+            return result.rejected, result.added, rows
+
+    judged = filled(recorded)
+    # Every shape of CHECK above refuses some edge row here: ties, IN, jsonb_typeof, num_nonnulls.
+    assert len(withheld) >= 10 and judged[0] >= len(withheld)
+    assert {"done", "queued"} <= {row["status"] for row in withheld}
+    assert judged == filled(lambda self, row: False)

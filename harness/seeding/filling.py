@@ -12,7 +12,10 @@ through theirs, so values repeat as real data does; key columns take plain, dist
 once their edges are spent). The database is the judge: every row goes in inside its own
 savepoint (:class:`.insert.Inserter`); a refused row is tried again as one row per edge it
 carried, each on otherwise plain values, so one edge a CHECK forbids never costs the others.
-Refused rows are counted. A row of a table carrying the tenant column goes in with the tenant
+Refused rows are counted. A row that a CHECK constraint certainly refuses (evaluated on the
+row by :mod:`.checks`, which answers only what it models exactly) is counted as refused
+without being sent: a refusal costs a failed round trip and an undo, and the bundled history's
+CHECKs refuse about eighty edge rows per fill. A row of a table carrying the tenant column goes in with the tenant
 setting at the row's tenant, as the application would insert it (the :class:`.insert.Inserter`
 sets it).
 """
@@ -31,7 +34,11 @@ from typing import Any, Callable, Collection, Iterable, Sequence
 import psycopg
 from psycopg import sql
 
+from psycopg.types.json import Jsonb
+
 from .catalog import Catalog, Column, ForeignKey, Table, Tenancy, TypeInfo, read_catalog
+from .checks import SOME, Env, evaluate
+from .expressions import parse_check
 from .hints import Hints
 from .insert import DEFAULT, Inserter
 
@@ -114,6 +121,8 @@ class _Table:
         self.unique = {c.name for c in self.own if c.name in keyed}
         self.edges = {c.name: _edges(c) for c in self.own}
         self.plain = {c.name: _plain(c) for c in self.own}
+        self.checks = tuple(node for node in map(parse_check, table.checks) if node is not None)
+        self.kinds = {c.name: (c.type.kind, c.default) for c in table.columns}
 
     def fill(self, wanted: int | None) -> None:
         table = self.table
@@ -136,18 +145,23 @@ class _Table:
         while i < limit and (budget is None or added < budget):
             batch: list[tuple[int, dict[str, Any], dict[str, Any], int]] = []
             room = batch_size if budget is None else min(batch_size, budget - added)
-            while i < limit and len(batch) < room:
+            judged = False
+            while i < limit and len(batch) < room and not judged:
                 parents = self._parents(pools, i)
                 i += 1
                 if parents is not None:
                     row = self._ordered({**parents, **{c.name: self._value(c, i - 1) for c in self.own}})
                     batch.append((i, row, parents, self.number))
+                    # A row a CHECK refuses ends its batch as the database's refusal would.
+                    judged = self._refuses(row)
             if not batch:
                 break
-            records, refused = self.inserter.insert_many(table, [row for _, row, _, _ in batch])
+            sent = batch[:-1] if judged else batch
+            records, refused = (self.inserter.insert_many(table, [row for _, row, _, _ in sent])
+                                if sent else ([], None))
             self._keep(records)
             added += len(records)
-            if refused is not None:
+            if refused is not None or judged:
                 i, row, parents, self.number = batch[len(records)]
                 self.result.rejected += 1
                 added += self._split(row, parents, None if budget is None else budget - added)
@@ -204,7 +218,11 @@ class _Table:
             for column in columns:
                 plain = {**parents, **{c.name: self._plain(c) for c in self.own}}
                 if row[column.name] != plain[column.name]:
-                    waiting.append(self._ordered({**plain, column.name: row[column.name]}))
+                    alone = self._ordered({**plain, column.name: row[column.name]})
+                    if self._refuses(alone):
+                        self.result.rejected += 1
+                        continue
+                    waiting.append(alone)
                     if len(waiting) >= room:
                         break
             if not waiting:
@@ -219,6 +237,13 @@ class _Table:
                 self.result.rejected += 1
         return added
 
+    def _refuses(self, row: dict[str, Any]) -> bool:
+        """Whether a CHECK constraint certainly refuses ``row`` (false, not NULL nor unknown)."""
+        if not self.checks:
+            return False
+        env = Env({name: _judged(value, self.kinds[name][0]) for name, value in row.items()}, self.kinds)
+        return any(evaluate(check, env) is False for check in self.checks)
+
     def _ordered(self, row: dict[str, Any]) -> dict[str, Any]:
         for lower, higher in self.table.ordered:
             pair = (row.get(lower), row.get(higher))
@@ -229,6 +254,17 @@ class _Table:
     def _keep(self, records: list[dict[str, Any]]) -> None:
         if records:
             self.result.records.setdefault(self.table.key, []).extend(records)
+
+
+def _judged(value: Any, kind: str | None) -> Any:
+    """A value as :mod:`.checks` reads it: this module writes JSON as text, which the checks
+    would take for a JSON string; a document it cannot parse is a value not known here."""
+    if kind in ("json", "jsonb") and isinstance(value, str):
+        try:
+            return Jsonb(json.loads(value))
+        except ValueError:
+            return SOME
+    return value
 
 
 def _widest_first(keys: Sequence[ForeignKey]) -> list[ForeignKey]:
