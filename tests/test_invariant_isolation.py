@@ -6,6 +6,7 @@ with a random name and dropped after the test.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Callable, Iterator
 
@@ -14,6 +15,8 @@ import pytest
 from psycopg import sql
 
 from harness.errors import HarnessError
+from harness.invariants import acting
+from harness.invariants.acting import Attempt, attempt, attempt_all
 from harness.invariants.data import check_step
 from harness.invariants.row_reader import capture_rows
 from harness.invariants.isolation import IsolationSetup, check_isolation, detect
@@ -319,3 +322,39 @@ def test_a_connection_that_cannot_switch_roles_fails_loudly(
     pg_conn.execute("SET ROLE pg_read_all_data")
     with pytest.raises(HarnessError, match="superuser"):
         check_isolation(pg_conn, setup, revision="0042")
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["alone", "in-a-transaction"])
+def test_attempts_together_give_what_each_gives_alone(pg_conn: psycopg.Connection, in_transaction: bool,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads sent as one string: the same outcomes as one at a time, a failing one in the
+    middle included (the rest of the string goes unrun, then each goes again alone), and
+    nothing left behind."""
+    sent: list[int] = []
+    run = acting._run
+    monkeypatch.setattr(acting, "_run", lambda conn, attempts, **kw: sent.append(len(attempts)) or run(
+        conn, attempts, **kw))
+    pg_conn.execute("CREATE TABLE t (tenant text, n int); INSERT INTO t VALUES ('a', 1), ('b', 2), ('b', 3)")
+    count = sql.SQL("SELECT tenant, count(*) FROM t WHERE tenant <> %s GROUP BY 1 ORDER BY 1")
+    attempts = [
+        Attempt(count, ["a"]),
+        Attempt(sql.SQL("SELECT current_setting('app.tenant'), current_user = session_user"),
+                setting=("app.tenant", "b"), role="pg_read_all_data"),
+        Attempt(sql.SQL("SELECT 1 / (SELECT count(*) - 3 FROM t)")),
+        Attempt(sql.SQL("SELECT '100%'")),
+    ]
+    with pg_conn.transaction(force_rollback=True) if in_transaction else contextlib.nullcontext():
+        alone = [attempt(pg_conn, a.query, a.params, setting=a.setting, role=a.role) for a in attempts]
+        together = attempt_all(pg_conn, attempts)
+        sent.clear()
+        without_the_failure = attempt_all(pg_conn, attempts[:2] + attempts[3:])
+        assert sent == [3], "one string for the three"
+        assert pg_conn.execute("SELECT current_user = session_user, "
+                               "coalesce(current_setting('app.tenant', true), '')").fetchone() == (True, "")
+    assert [(o.rows, o.rowcount) for o in alone] == [
+        ([("b", 2)], 1), ([("b", False)], 1), ([], 0), ([("100%",)], 1)]
+    assert isinstance(alone[2].error, psycopg.errors.DivisionByZero)
+    assert [(o.rows, o.rowcount, type(o.error)) for o in together] == [
+        (o.rows, o.rowcount, type(o.error)) for o in alone]
+    assert [(o.rows, o.rowcount) for o in without_the_failure] == [
+        (o.rows, o.rowcount) for o in alone[:2] + alone[3:]]

@@ -26,6 +26,18 @@ class AttemptOutcome:
     error: psycopg.Error | None
 
 
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One statement to run as :func:`attempt` runs it (see there for the fields)."""
+
+    query: sql.Composable
+    params: Any = None
+    setting: tuple[str, str] | None = None
+    role: str | None = None
+    replica: bool = False
+    prepare: sql.Composable | None = None
+
+
 def attempt(
     conn: psycopg.Connection, query: sql.Composable, params: Any = None, *,
     setting: tuple[str, str] | None = None, role: str | None = None, replica: bool = False,
@@ -43,42 +55,75 @@ def attempt(
     which then goes alone. Inside a transaction, as isolation checks run, the savepoint undoes
     the attempt; outside one, a transaction of its own does.
     """
-    configs = [pair for pair in (
-        setting,
-        ("session_replication_role", "replica") if replica else None,
-        ("role", role) if role else None,
-    ) if pair is not None]
+    return _run(conn, [Attempt(query, params, setting, role, replica, prepare)])[0]
+
+
+def attempt_all(conn: psycopg.Connection, attempts: list[Attempt]) -> list[AttemptOutcome]:
+    """What :func:`attempt` gives for each of ``attempts``, in one round trip where none fails.
+
+    For attempts that only read: their strings go as one, and should one fail (the rest of the
+    string is then not run) each goes again alone. An attempt that writes must go alone, as a
+    sequence it draws from would be drawn again.
+    """
+    if len(attempts) > 1:
+        try:
+            return _run(conn, attempts, alone=False)
+        except psycopg.Error as exc:
+            if exc.sqlstate is None:
+                raise
+    return [_run(conn, [one])[0] for one in attempts]
+
+
+def _run(conn: psycopg.Connection, attempts: list[Attempt], *, alone: bool = True) -> list[AttemptOutcome]:
+    """The attempts' strings sent as one; ``alone`` (a single attempt): a failure is its outcome,
+    else it is raised, after the rollback."""
     nested = conn.info.transaction_status != TransactionStatus.IDLE
     begin, end = _IN_A_SAVEPOINT if nested else _IN_A_TRANSACTION
-    # Every part is bound with the one list of values: a '%' in a part without values of its
-    # own is doubled, to stay a '%'.
-    statements = [begin, *([_literal(prepare, conn)] if prepare is not None else [])]
+    statements: list[str] = []
     values: list[Any] = []
-    if configs:
-        statements.append("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in configs))
-        values += [v for pair in configs for v in pair]
-    statements.append(query.as_string(conn) if params is not None else _literal(query, conn))
+    queries: list[int] = []
+    """The index of each attempt's statement among the results."""
+    for one in attempts:
+        configs = [pair for pair in (
+            one.setting,
+            ("session_replication_role", "replica") if one.replica else None,
+            ("role", one.role) if one.role else None,
+        ) if pair is not None]
+        # Every part is bound with the one list of values: a '%' in a part without values of
+        # its own is doubled, to stay a '%'.
+        statements += [begin, *([_literal(one.prepare, conn)] if one.prepare is not None else [])]
+        if configs:
+            statements.append("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in configs))
+            values += [v for pair in configs for v in pair]
+        queries.append(len(statements))
+        statements.append(one.query.as_string(conn) if one.params is not None else _literal(one.query, conn))
+        values += list(one.params or ())
+        statements += end
     cursor = psycopg.ClientCursor(conn)
     ended = False
     try:
-        cursor.execute("; ".join([*statements, end]), [*values, *(params or ())])
+        cursor.execute("; ".join(statements), values)
         ended = True
-        for _ in statements[1:]:  # to the statement's own result
-            cursor.nextset()
-        return AttemptOutcome(cursor.fetchall() if cursor.description else [], cursor.rowcount, None)
+        outcomes, position = [], 0
+        for index in queries:
+            for _ in range(index - position):
+                cursor.nextset()
+            position = index
+            outcomes.append(AttemptOutcome(cursor.fetchall() if cursor.description else [], cursor.rowcount, None))
+        return outcomes
     except psycopg.Error as exc:
-        if exc.sqlstate is None:
+        if exc.sqlstate is None or not alone:
             raise
-        return AttemptOutcome([], 0, exc)
+        return [AttemptOutcome([], 0, exc)]
     finally:
         cursor.close()
         if not ended:
-            conn.execute(end)
+            conn.execute("; ".join(end))
 
 
 _IN_A_SAVEPOINT = ("SAVEPOINT harness_attempt",
-                   "ROLLBACK TO SAVEPOINT harness_attempt; RELEASE SAVEPOINT harness_attempt")
-_IN_A_TRANSACTION = ("BEGIN", "ROLLBACK")
+                   ["ROLLBACK TO SAVEPOINT harness_attempt", "RELEASE SAVEPOINT harness_attempt"])
+_IN_A_TRANSACTION = ("BEGIN", ["ROLLBACK"])
 """How an attempt begins and ends, inside the caller's transaction or outside any."""
 
 

@@ -42,7 +42,7 @@ from psycopg import sql
 from ..errors import HarnessError
 from ..settings import Settings
 from . import functions
-from .acting import AttemptOutcome, attempt, cast as _cast, leak
+from .acting import Attempt, AttemptOutcome, attempt, attempt_all, cast as _cast, leak
 from ..violations import Violation
 
 EXAMPLES = 3
@@ -316,14 +316,17 @@ def check_isolation(
         violations = []
         for role in roles:
             grants = _grants(conn, role, relations)
-            for relation in relations:
-                counts = rows[relation]
-                if not counts:
-                    continue
+            probes = [_Probe(conn, setup, role, relation, grants[relation.oid], revision)
+                      for relation in relations if rows[relation]]
+            # The role's reads go first and together: what they see does not depend on the
+            # writes after them, which are all undone. Each write goes alone.
+            reads = [(probe, t) for probe in probes for t in (tenant, "") if probe.reading(t) is not None]
+            seen = dict(zip(reads, attempt_all(conn, [probe.reading(t) for probe, t in reads])))
+            for probe in probes:
+                counts = rows[probe.relation]
                 other = _other_tenant(counts, tenant, ranked)
-                probe = _Probe(conn, setup, role, relation, grants[relation.oid], revision)
-                violations += probe.select(tenant)
-                violations += probe.select("")
+                violations += probe.select(tenant, seen.get((probe, tenant)))
+                violations += probe.select("", seen.get((probe, "")))
                 if other is not None:
                     violations += probe.insert(tenant, other)
                     violations += probe.update_tenant(tenant, other, counts.get(tenant, 0))
@@ -343,14 +346,15 @@ def _rows_by_relation(
     Views are counted last, as the tenant with the most rows: a view may filter by the
     setting itself, so even the superuser sees in it only the rows of the tenant it is set to.
     """
-    rows = {r: _rows_by_tenant(conn, setup, r, None) for r in relations if r.kind != "v"}
+    tables = [r for r in relations if r.kind != "v"]
+    rows = dict(zip(tables, _rows_by_tenant(conn, setup, tables, None)))
     totals: collections.Counter[str] = collections.Counter()
     for counts in rows.values():
         totals.update({t: n for t, n in (counts or {}).items() if t is not None})
     ranked = sorted(totals, key=lambda t: (-totals[t], t))
     if ranked:
-        rows.update({r: _rows_by_tenant(conn, setup, r, ranked[0])
-                     for r in relations if r.kind == "v"})
+        views = [r for r in relations if r.kind == "v"]
+        rows.update(zip(views, _rows_by_tenant(conn, setup, views, ranked[0])))
     return rows, ranked
 
 
@@ -362,14 +366,13 @@ def _other_tenant(counts: dict[str | None, int], tenant: str, ranked: list[str])
 
 
 def _rows_by_tenant(
-    conn: psycopg.Connection, setup: IsolationSetup, relation: _Relation, tenant: str | None
-) -> dict[str | None, int] | None:
-    """The superuser's count of rows per tenant; None when the relation cannot be read."""
-    outcome = attempt(
-        conn, _count_by_tenant(relation),
-        setting=(setup.tenant_setting, tenant) if tenant else None,
-    )
-    return None if outcome.error else dict(outcome.rows)
+    conn: psycopg.Connection, setup: IsolationSetup, relations: list[_Relation], tenant: str | None
+) -> list[dict[str | None, int] | None]:
+    """The superuser's count of rows per tenant in each relation, in one round trip where all
+    can be read; None for a relation that cannot be."""
+    setting = (setup.tenant_setting, tenant) if tenant else None
+    outcomes = attempt_all(conn, [Attempt(_count_by_tenant(r), setting=setting) for r in relations])
+    return [None if outcome.error else dict(outcome.rows) for outcome in outcomes]
 
 
 def _count_by_tenant(relation: _Relation) -> sql.Composed:
@@ -396,12 +399,22 @@ class _Probe:
         self.conn, self.setup, self.role = conn, setup, role
         self.relation, self.grants, self.revision = relation, grants, revision
 
-    def select(self, tenant: str) -> list[Violation]:
-        """With the setting at ``tenant`` (empty: unset), rows of any other tenant are a leak."""
+    def reading(self, tenant: str) -> Attempt | None:
+        """The attempt :meth:`select` makes; None when the role may not read the tenant column."""
         key = self.grants.column(self.relation.key)
         if key is None or not key.select:
+            return None
+        return Attempt(_count_by_tenant(self.relation), setting=(self.setup.tenant_setting, tenant),
+                       role=self.role)
+
+    def select(self, tenant: str, outcome: AttemptOutcome | None = None) -> list[Violation]:
+        """With the setting at ``tenant`` (empty: unset), rows of any other tenant are a leak;
+        ``outcome``: of :meth:`reading`, when made already."""
+        reading = self.reading(tenant)
+        if reading is None:
             return []
-        outcome = self._as_role(_count_by_tenant(self.relation), tenant)
+        if outcome is None:
+            outcome = attempt_all(self.conn, [reading])[0]
         leaked = {t: n for t, n in outcome.rows if t != tenant}
         if not leaked:
             return []
