@@ -15,9 +15,9 @@ carried, each on otherwise plain values, so one edge a CHECK forbids never costs
 Refused rows are counted. A row that a CHECK constraint certainly refuses (evaluated on the
 row by :mod:`.checks`, which answers only what it models exactly) is counted as refused
 without being sent: a refusal costs a failed round trip and an undo, and the bundled history's
-CHECKs refuse about eighty edge rows per fill. A row of a table carrying the tenant column goes in with the tenant
-setting at the row's tenant, as the application would insert it (the :class:`.insert.Inserter`
-sets it).
+CHECKs refuse about eighty edge rows per fill. A row of a table carrying the tenant column
+goes in with the tenant setting at the row's tenant, as the application would insert it (the
+:class:`.insert.Inserter` sets it).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from typing import Any, Callable, Collection, Iterable, Sequence
 
 import psycopg
 from psycopg import sql
-
 from psycopg.types.json import Jsonb
 
 from .catalog import Catalog, Column, ForeignKey, Table, Tenancy, TypeInfo, read_catalog
