@@ -320,8 +320,9 @@ def check_isolation(
                       for relation in relations if rows[relation]]
             # The role's reads go first and together: what they see does not depend on the
             # writes after them, which are all undone. Each write goes alone.
-            reads = [(probe, t) for probe in probes for t in (tenant, "") if probe.reading(t) is not None]
-            seen = dict(zip(reads, attempt_all(conn, [probe.reading(t) for probe, t in reads])))
+            reads = {(probe, t): read for probe in probes for t in (tenant, "")
+                     if (read := probe.reading(t)) is not None}
+            seen = dict(zip(reads, attempt_all(conn, list(reads.values()))))
             for probe in probes:
                 counts = rows[probe.relation]
                 other = _other_tenant(counts, tenant, ranked)
