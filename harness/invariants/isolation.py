@@ -401,21 +401,19 @@ class _Probe:
         self.relation, self.grants, self.revision = relation, grants, revision
 
     def reading(self, tenant: str) -> Attempt | None:
-        """The attempt :meth:`select` makes; None when the role may not read the tenant column."""
+        """The attempt :meth:`select` judges; None when the role may not read the tenant column."""
         key = self.grants.column(self.relation.key)
         if key is None or not key.select:
             return None
         return Attempt(_count_by_tenant(self.relation), setting=(self.setup.tenant_setting, tenant),
                        role=self.role)
 
-    def select(self, tenant: str, outcome: AttemptOutcome | None = None) -> list[Violation]:
-        """With the setting at ``tenant`` (empty: unset), rows of any other tenant are a leak;
-        ``outcome``: of :meth:`reading`, when made already."""
-        reading = self.reading(tenant)
-        if reading is None:
-            return []
+    def select(self, tenant: str, outcome: AttemptOutcome | None) -> list[Violation]:
+        """With the setting at ``tenant`` (empty: unset), rows of any other tenant are a leak.
+        ``outcome`` is that of :meth:`reading`, made with the role's other reads; None when
+        there was none to make."""
         if outcome is None:
-            outcome = attempt_all(self.conn, [reading])[0]
+            return []
         leaked = {t: n for t, n in outcome.rows if t != tenant}
         if not leaked:
             return []
