@@ -180,6 +180,7 @@ def walk(
                          revisions=revisions, shard=shard)
         result.coverage["examples"] = shown.examples
         result.coverage["from_empty"] = _from_empty(session, revisions)
+        result.coverage["from_checkpoints"] = session.checkpoints.served
         if database_dir is not None:
             result.coverage["merged"] = _merge_coverage(database_dir, settings, result.coverage)
         return result

@@ -280,6 +280,8 @@ def build_machine(
         def _check(self, violations: list[Violation]) -> None:
             if violations:
                 self.failed = True
+                # Shrinking replays this example's steps from here on: keep what they build.
+                session.checkpoints.start()
                 raise _failure_type(violations[0])(violations, list(self.trial.log), list(self.trial.path))
 
         def teardown(self) -> None:

@@ -19,6 +19,7 @@ from typing import Iterable
 
 import psycopg
 
+from .checkpoints import Resumable
 from .graph import State
 from .invariants.schema import check_schema
 from .session import Session
@@ -30,8 +31,10 @@ _FINAL = ("the steps since the last whole snapshot (found by the whole snapshot 
           "extension)")
 
 
-class SchemaWatch:
+class SchemaWatch(Resumable):
     """Schema snapshots of one scratch database, whole or scoped, and what they were compared with."""
+
+    HANDLES = frozenset({"_references", "_settings", "_version_table", "_conn"})
 
     def __init__(self, session: Session, conn: psycopg.Connection, start: State, *,
                  scoped: bool | None = None) -> None:
@@ -85,10 +88,15 @@ class SchemaWatch:
             references.adopt(state, read.snapshot)
         return self._compare(state, read, revision=revision, after=after)
 
+    @property
+    def final_check_due(self) -> bool:
+        """Whether scoped snapshots were trusted since the last whole one and the last
+        comparison passed (a failed one was reported already)."""
+        return self._scoped and self._clean
+
     def final_check(self, state: State) -> list[Violation]:
-        """A whole snapshot compared with ``state``'s reference, if scoped ones were trusted since
-        the last whole one and the last comparison passed (a failed one was reported already)."""
-        if not (self._scoped and self._clean):
+        """A whole snapshot compared with ``state``'s reference, if one is due."""
+        if not self.final_check_due:
             return []
         return self._compare(state, self._read(whole=True, roots=()), revision=None, after=_FINAL)
 

@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any, Callable, Iterator, TypeVar
 
 
+from .checkpoints import Checkpoints
 from .graph import State
 from .invariants import isolation
 from .invariants.isolation import IsolationSetup
@@ -75,6 +76,7 @@ class Session:
         self.project = project or Project(settings)
         self.references = References(server, self.project, scoped=settings.scoped_snapshots)
         self.coverage = Coverage()
+        self.checkpoints = Checkpoints(server, settings.checkpoints)
         self._cache: dict[tuple[str, State], Any] = {}
         self._isolation: IsolationSetup | None = None
         self._isolation_detected = False
@@ -116,6 +118,7 @@ class Session:
         self._isolation, self._isolation_detected = setup, True
 
     def close(self) -> None:
+        self.checkpoints.close()
         self.references.close()
 
 

@@ -124,6 +124,10 @@ class Settings:
     a statement trigger per table in the scratch database), with a whole snapshot the first time
     a walk reaches each state and at the end of each trial; off: every snapshot is whole and
     every table's rows are digested after every step."""
+    checkpoints: int = 24
+    """Databases a walk keeps, once it found a failure, of states its trials reached by steps
+    that ran twice: a shrink attempt or a replay that takes the same steps clones the last it
+    shares instead of running them again (see :mod:`harness.checkpoints`); 0: none."""
 
     def with_options(self, **options: Any) -> Settings:
         """A copy with the options that are not None applied, validated like file settings."""

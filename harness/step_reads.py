@@ -20,6 +20,7 @@ from typing import Collection, Mapping
 
 import psycopg
 
+from .checkpoints import Resumable
 from .invariants import data, sequences
 from .invariants.row_reader import RowReader, read_pipelined
 
@@ -34,7 +35,7 @@ class Reading:
     """None when not asked for."""
 
 
-class StepReads:
+class StepReads(Resumable):
     """The reads of one scratch database, reused while the harness has not written to it."""
 
     def __init__(self, conn: psycopg.Connection, exclude: Collection[data.TableName], *,

@@ -6,14 +6,16 @@ is run or checked, and this module knows nothing of how steps are chosen (nor of
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any, Callable, Collection, Mapping, Sequence
+from typing import Any, Callable, Collection, Hashable, Iterator, Mapping, Sequence
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from .blame import opened_by
+from .checkpoints import Checkpoint, Key, Resumable
 from .graph import State, Step
 from .invariants import data, isolation, sequences
 from .invariants.row_reader import capture_rows
@@ -21,6 +23,7 @@ from .pasteable import insert_statement
 from .references import Unreachable
 from .runner import StepOutcome
 from .schema_watch import SchemaWatch
+from .server import Database
 from .seeding import read_catalog
 from .seeding.catalog import Catalog, CatalogRead, read_tables
 from .seeding.catalog_changes import changed_tables
@@ -69,8 +72,21 @@ class LoggedStep:
         return Step(self.op, self.revision).as_command()
 
 
-class Trial:
-    """A scratch database cloned at a revision state, with its own connections."""
+def _step_key(step: LoggedStep) -> tuple[str, str | None, str | None, str | None]:
+    """A step in a checkpoint's key; rows by their ``repr``, which a replay of them repeats."""
+    return step.op, step.revision, step.target, None if step.rows is None else repr(step.rows)
+
+
+class Trial(Resumable):
+    """A scratch database cloned at a revision state, with its own connections.
+
+    Once the run keeps checkpoints (see :mod:`harness.checkpoints`), a step whose checkpoint
+    exists is not run: the trial takes that checkpoint's state and findings, and clones its
+    database only when a later step needs one.
+    """
+
+    HANDLES = frozenset({"session", "database", "conn", "runner", "_schema", "_reads", "_checkpoints",
+                         "_key", "_stands_for", "_template", "_resumed"})
 
     def __init__(self, session: Session, start: State = frozenset(), *, filled: bool = False) -> None:
         """A clone of ``start``'s reference, or with ``filled`` of its filled template (every
@@ -99,15 +115,25 @@ class Trial:
                 self.path.append(start)
         else:
             template = session.references.template(start)
-        self.database = session.server.create_database(template=template)
-        try:
-            self.conn = psycopg.connect(self.database.dsn, autocommit=True)
-            self.runner = project.runner(self.database)
-            self._schema = SchemaWatch(session, self.conn, start)
-            self._reads = StepReads(self.conn, self._exclude, logged=self._schema.tracking)
-        except BaseException:
-            session.server.drop_database(self.database.name)
-            raise
+        self._checkpoints = session.checkpoints
+        self._key: Key = ("filled" if filled else "start", tuple(sorted(start)))
+        """Where the trial started and every step since: the key of its checkpoints."""
+        self._stands_for: Checkpoint | None = None
+        """The checkpoint the trial took last, while it has no database of its own."""
+        self._template = template
+        """What the trial's database is a clone of, until it takes a checkpoint."""
+        # The database is cloned when a step first needs it: an example whose first steps are
+        # those of a checkpoint never needs the template's.
+        self.database: Database | None = None
+        self._schema: SchemaWatch | None = None
+        self._reads: StepReads | None = None
+        self._found: list[Violation] = []
+        """What the checks of the last step found: a checkpoint kept here gives them back."""
+        self._settled = True
+        """Whether the database is where the trial's steps left it (no step was cut short)."""
+        self._resumed: dict[str, Any] | None = None
+        """What the schema watch and the step reads take back when the trial next has a
+        database: the state of the checkpoint it took."""
         # Rows just before and just after each revision was last upgraded, keyed by revision
         # and the state the upgrade started from, for the round-trip data check.
         self._round_trips: dict[tuple[str, State], tuple[data.RowsSnapshot, data.RowsSnapshot]] = {}
@@ -178,12 +204,14 @@ class Trial:
         """Insert rows with ``insert`` (which returns ``(table, record)`` for each row that went
         in, in order), check isolation. A hole seen only now was there before the rows: the
         revision that opened it is blamed (see :mod:`harness.blame`)."""
-        self._reads.inserted()
-        self._log_rows(tuple(insert(self.conn)))
-        found = self._check_isolation(self.state, revision=None)
-        column = found and self._isolation_setup(self.state).tenant_column
-        return [dataclasses.replace(v, revision=opened_by(self.session, self.state, v.evidence["relation"], column))
-                for v in found]
+        with self._changing():
+            self._reads.inserted()
+            self._log_rows(tuple(insert(self.conn)))
+            found = self._check_isolation(self.state, revision=None)
+            column = found and self._isolation_setup(self.state).tenant_column
+            self._found = [dataclasses.replace(
+                v, revision=opened_by(self.session, self.state, v.evidence["relation"], column)) for v in found]
+        return self._found
 
     def fill(self, *, created_only: bool = False, check: str | None = None) -> list[Violation]:
         """Give the deterministic filler's rows to every table created or restructured since
@@ -202,16 +230,16 @@ class Trial:
         self._created -= tables or set()
         if tables is not None and not tables:
             return []
-        self._reads.inserted()
-        inserted = self._fill_all(self.conn, self._read_catalog, tables)
-        if inserted:
-            self._log_rows(inserted)
-        return self._check_isolation(self.state, revision=check) if check else []
+        with self._changing():
+            self._reads.inserted()
+            inserted = self._fill_all(self.conn, self._read_catalog, tables)
+            if inserted:
+                self._log_rows(inserted)
+            return self._check_isolation(self.state, revision=check) if check else []
 
     def _log_rows(self, inserted: tuple[tuple[str, Mapping[str, Any]], ...]) -> None:
         self._reads.inserted({tuple(table.split(".", 1)) for table, _ in inserted})
-        self.log.append(LoggedStep("seed", rows=inserted))
-        self.path.append(self.state)
+        self._logged(LoggedStep("seed", rows=inserted))
         self.session.coverage.seeded_rows += len(inserted)
 
     def _fill_template(self, conn: psycopg.Connection,
@@ -251,12 +279,16 @@ class Trial:
 
     def rows(self) -> data.RowsSnapshot:
         """Every row now (no round trip when the harness wrote nothing since the last read)."""
+        self._live()
         return self._reads.now().rows
 
     def replay(self, step: LoggedStep) -> list[Violation]:
         """Run a logged step again: migrations through Alembic, rows inserted verbatim in the
         order they first went in."""
         if step.op == "seed":
+            found = self._checkpoints.get((*self._key, _step_key(step)))
+            if found is not None:
+                return self._take(_step_key(step), found)
             return self.seed(lambda conn: insert_rows(conn, step.rows or ()))
         if step.target is not None:
             return self.jump(step.op, step.target)
@@ -265,14 +297,131 @@ class Trial:
     def finish(self) -> list[Violation]:
         """The end of the trial's run: what only a whole snapshot can still find (see
         :meth:`SchemaWatch.final_check`)."""
-        return self._schema.final_check(self.state)
+        found = self._checkpoints.finished(self._key)
+        if found is not None:
+            return list(found)
+        resumed = self._resumed
+        due = self._schema is not None and self._schema.final_check_due if resumed is None else resumed["due"]
+        if not due:
+            return []
+        self._live()
+        # A checkpoint kept when the trial closes must be where its steps left it: the next
+        # trial to take it goes on from there, as a replay would, with no end in between.
+        before = self._schema.saved()
+        violations = self._schema.final_check(self.state)
+        self._schema.restore(before)
+        self._checkpoints.finish(self._key, violations)
+        return violations
 
     def close(self) -> None:
+        """Drop the trial's database, or keep it as the checkpoint of the steps it took (no copy
+        needed: nothing goes on on it)."""
+        if self.database is not None and self._settled and len(self._key) > 2 and self._checkpoints.wants(self._key):
+            saved = self.saved()
+            self.runner.close()
+            self.conn.close()
+            self._checkpoints.keep(self._key, self.database.name, saved, self._found)
+            self.database = None
+        self._release()
+        if self._stands_for is not None:
+            self._checkpoints.release(self._stands_for)
+            self._stands_for = None
+
+    def saved(self) -> dict[str, Any]:
+        return {"trial": super().saved(), "schema": self._schema.saved(), "reads": self._reads.saved(),
+                "due": self._schema.final_check_due}
+
+    def _open(self, template: str) -> None:
+        """A clone of ``template`` as the trial's database, with the trial's connections to it,
+        the watch and the reads where the trial stands."""
+        session = self.session
+        with contextlib.ExitStack() as undo:
+            database = session.server.create_database(template=template)
+            undo.callback(session.server.drop_database, database.name)
+            conn = psycopg.connect(database.dsn, autocommit=True)
+            undo.callback(conn.close)
+            runner = session.project.runner(database)
+            undo.callback(runner.close)
+            if self._schema is None:
+                self._schema = SchemaWatch(session, conn, self.state)
+                self._reads = StepReads(conn, self._exclude, logged=self._schema.tracking)
+            undo.pop_all()
+        self.database, self.conn, self.runner = database, conn, runner
+        self._schema.reconnect(conn)
+        self._reads.reconnect(conn)
+        if self._resumed is not None:
+            self._schema.restore(self._resumed["schema"])
+            self._reads.restore(self._resumed["reads"])
+            self._resumed = None
+
+    def _release(self) -> None:
+        """Close the trial's connections and drop its database, if it has one."""
+        if self.database is not None:
+            self.runner.close()
+            self.conn.close()
+            self.session.server.drop_database(self.database.name)
+            self.database = None
+
+    def _live(self) -> None:
+        """A database of the trial's own: a clone of its template, or of the checkpoint it took."""
+        if self.database is None:
+            standing = self._stands_for
+            self._open(self._template if standing is None else standing.database)
+            if standing is not None:
+                self._checkpoints.release(standing)
+                self._stands_for = None
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """A step that changes the trial's database: should it not end (an error, Hypothesis
+        stopping the example in a seed's draws), the database stands for no key and is kept as
+        no checkpoint."""
+        self._live()
+        self._settled = False
+        yield
+        self._settled = True
+
+    def _take(self, step: Hashable, checkpoint: Checkpoint) -> list[Violation]:
+        """Take ``step`` as ``checkpoint`` stands for it: its state and findings, and no
+        database until a later step needs one."""
+        self.close()
+        self._key = self._took(step)
+        super().restore(checkpoint.saved["trial"])
+        self._resumed, self._stands_for = checkpoint.saved, checkpoint
+        return list(checkpoint.violations)
+
+    def _keep(self) -> None:
+        """Keep a checkpoint where the trial stands: the database it leaves becomes the
+        checkpoint, and it goes on on a clone of it."""
+        saved, left = self.saved(), self.database
         self.runner.close()
         self.conn.close()
-        self.session.server.drop_database(self.database.name)
+        self._open(left.name)
+        self._checkpoints.keep(self._key, left.name, saved, self._found)
+
+    def _logged(self, step: LoggedStep) -> None:
+        self.log.append(step)
+        self.path.append(self.state)
+        self._key = self._took(_step_key(step))
+
+    def _took(self, step: Hashable) -> Key:
+        """The key of the trial after ``step``, counted as taken from where it stands."""
+        self._checkpoints.took(self._key, step)
+        return (*self._key, step)
 
     def _move(self, logged: LoggedStep, run: Callable[[], StepOutcome], *, canonical: bool = False) -> list[Violation]:
+        step = _step_key(logged)
+        found = self._checkpoints.get((*self._key, step))
+        if found is not None:
+            return self._take(step, found)
+        self._live()
+        if len(self._key) > 2 and self._checkpoints.wants(self._key) and self._checkpoints.parting(self._key, step):
+            self._keep()
+        with self._changing():
+            self._found = self._step(logged, run, canonical=canonical)
+        return self._found
+
+    def _step(self, logged: LoggedStep, run: Callable[[], StepOutcome], *, canonical: bool) -> list[Violation]:
         before_state = self.state
         # Foreign keys are read before the step, which may drop them: a round trip with rows
         # added in between forgives the rows they refer to (see data.check_round_trip).
@@ -281,8 +430,7 @@ class Trial:
         self._reads.migrated()
         checked = check_step(self.session.project, self.conn, self._schema, run, command=logged.as_command(),
                              revision=logged.revision, rows=rows_before.counts(), canonical=canonical)
-        self.log.append(logged)
-        self.path.append(before_state)
+        self._logged(logged)
         self.state, revision, violations = checked.state, checked.revision, list(checked.violations)
         if checked.outcome.ok:
             self._cover(before_state, logged, rows_before)

@@ -97,6 +97,10 @@ class Server:
             # against 15+ ms for a small template, and the checkpoint it forces is cheap here.
             statement = statement + sql.SQL(" STRATEGY FILE_COPY")
         with self._lock:
+            if template is not None:
+                # Sessions just closed on it (a trial's, going on on the copy) would make the copy
+                # wait, as a drop would.
+                self._wait_for_sessions_to_end(template)
             try:
                 self.admin.execute(statement)
             except psycopg.errors.InsufficientPrivilege as exc:
@@ -134,9 +138,10 @@ class Server:
         """Give the sessions just closed on ``name`` a moment to end.
 
         A session whose client has gone still takes a moment to exit, and ``DROP DATABASE``
-        that finds one waits for it in steps of 100 ms: a tenth of a second per example of a
-        walk, most of what a shrink attempt costs. Polling for a few milliseconds first makes
-        the drop immediate; sessions still there after that are ended by ``FORCE``.
+        (or ``CREATE DATABASE`` copying it) that finds one waits for it in steps of 100 ms: a
+        tenth of a second per example of a walk, most of what a shrink attempt costs. Polling
+        for a few milliseconds first makes the drop or the copy immediate; sessions still there
+        after that are ended by ``FORCE`` (a drop) or waited for (a copy).
         """
         delay = 0.0005
         while delay < 0.05 and self.admin.execute(
