@@ -99,6 +99,7 @@ class Checkpoints:
             self._next.setdefault(key, set()).add(step)
 
     def keep(self, key: Key, database: str, saved: Any, violations: Collection[Violation]) -> None:
+        """Keep ``database`` (the checkpoint's from now on) as the state after ``key``."""
         self._kept[key] = Checkpoint(database, saved, tuple(violations))
         unheld = [k for k, checkpoint in self._kept.items() if not self._held[checkpoint.database]]
         for oldest in unheld[:max(0, len(self._kept) - self._limit)]:
@@ -125,6 +126,7 @@ class Resumable:
     HANDLES: ClassVar[frozenset[str]] = frozenset({"_conn"})
 
     def saved(self) -> dict[str, Any]:
+        """A copy of the object's state, its handles left out."""
         return copy.deepcopy({name: value for name, value in vars(self).items() if name not in self.HANDLES})
 
     def restore(self, state: dict[str, Any]) -> None:

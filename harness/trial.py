@@ -328,6 +328,7 @@ class Trial(Resumable):
             self._stands_for = None
 
     def saved(self) -> dict[str, Any]:
+        """The trial's own state with its watch's and its reads'."""
         return {"trial": super().saved(), "schema": self._schema.saved(), "reads": self._reads.saved(),
                 "due": self._schema.final_check_due}
 
