@@ -125,9 +125,10 @@ class Settings:
     a walk reaches each state and at the end of each trial; off: every snapshot is whole and
     every table's rows are digested after every step."""
     checkpoints: int = 24
-    """Databases a walk keeps, once it found a failure, of states its trials reached by steps
-    that ran twice: a shrink attempt or a replay that takes the same steps clones the last it
-    shares instead of running them again (see :mod:`harness.checkpoints`); 0: none."""
+    """The most databases a walk keeps at once, after it has found a failure, of states its
+    trials reached (where a trial ended, where attempts parted): a shrink attempt or a replay
+    that takes the same steps clones the last it shares instead of running them again (see
+    :mod:`harness.checkpoints`); 0: none."""
 
     def with_options(self, **options: Any) -> Settings:
         """A copy with the options that are not None applied, validated like file settings."""
