@@ -1,5 +1,6 @@
-"""Checkpoints: steps that ran twice in a run are a clone the third time, not a replay, and the
-trial goes on from the clone exactly as a replay would have (findings, round trips, the log).
+"""Checkpoints: steps a trial took before, to where it ended or to where trials parted, are a
+clone the next time, not a replay, and the trial goes on from the clone exactly as a replay
+would have (findings, round trips, the log).
 
 Each test runs real migrations on the test server and counts the env.py runs a trial makes: the
 steps a checkpoint stands for make none. Counting runs, never timing them.
