@@ -95,10 +95,18 @@ class SchemaWatch(Resumable):
         return self._scoped and self._clean
 
     def final_check(self, state: State) -> list[Violation]:
-        """A whole snapshot compared with ``state``'s reference, if one is due."""
+        """A whole snapshot compared with ``state``'s reference, if one is due.
+
+        The watch is left as the steps left it: a checkpoint kept of the trial after its end
+        goes on from there as a replay of the same steps would, with no end in between.
+        """
         if not self.final_check_due:
             return []
-        return self._compare(state, self._read(whole=True, roots=()), revision=None, after=_FINAL)
+        before = self.saved()
+        try:
+            return self._compare(state, self._read(whole=True, roots=()), revision=None, after=_FINAL)
+        finally:
+            self.restore(before)
 
     def _compare(self, state: State, read: ScopedRead, *, revision: str | None, after: str) -> list[Violation]:
         reference = self._reference(state, read)

@@ -305,11 +305,7 @@ class Trial(Resumable):
         if not due:
             return []
         self._live()
-        # A checkpoint kept when the trial closes must be where its steps left it: the next
-        # trial to take it goes on from there, as a replay would, with no end in between.
-        before = self._schema.saved()
         violations = self._schema.final_check(self.state)
-        self._schema.restore(before)
         self._checkpoints.finish(self._key, violations)
         return violations
 
@@ -317,15 +313,17 @@ class Trial(Resumable):
         """Drop the trial's database, or keep it as the checkpoint of the steps it took (no copy
         needed: nothing goes on on it)."""
         if self.database is not None and self._settled and len(self._key) > 2 and self._checkpoints.wants(self._key):
-            saved = self.saved()
-            self.runner.close()
-            self.conn.close()
-            self._checkpoints.keep(self._key, self.database.name, saved, self._found)
-            self.database = None
+            self._hand_over()
         self._release()
         if self._stands_for is not None:
             self._checkpoints.release(self._stands_for)
             self._stands_for = None
+
+    def reconnect(self, conn: psycopg.Connection) -> None:
+        """The trial, its watch and its reads go on on ``conn``."""
+        self.conn = conn
+        self._schema.reconnect(conn)
+        self._reads.reconnect(conn)
 
     def saved(self) -> dict[str, Any]:
         """The trial's own state with its watch's and its reads'."""
@@ -347,9 +345,8 @@ class Trial(Resumable):
                 self._schema = SchemaWatch(session, conn, self.state)
                 self._reads = StepReads(conn, self._exclude, logged=self._schema.tracking)
             undo.pop_all()
-        self.database, self.conn, self.runner = database, conn, runner
-        self._schema.reconnect(conn)
-        self._reads.reconnect(conn)
+        self.database, self.runner = database, runner
+        self.reconnect(conn)
         if self._resumed is not None:
             self._schema.restore(self._resumed["schema"])
             self._reads.restore(self._resumed["reads"])
@@ -392,13 +389,18 @@ class Trial(Resumable):
         return list(checkpoint.violations)
 
     def _keep(self) -> None:
-        """Keep a checkpoint where the trial stands: the database it leaves becomes the
-        checkpoint, and it goes on on a clone of it."""
-        saved, left = self.saved(), self.database
+        """Keep a checkpoint where the trial stands and go on on a clone of it."""
+        self._open(self._hand_over())
+
+    def _hand_over(self) -> str:
+        """Make the trial's database the checkpoint of where it stands; its name. The trial
+        is left without a database."""
+        saved, name = self.saved(), self.database.name
         self.runner.close()
         self.conn.close()
-        self._open(left.name)
-        self._checkpoints.keep(self._key, left.name, saved, self._found)
+        self.database = None
+        self._checkpoints.keep(self._key, name, saved, self._found)
+        return name
 
     def _logged(self, step: LoggedStep) -> None:
         self.log.append(step)

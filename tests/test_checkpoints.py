@@ -17,6 +17,7 @@ import pytest
 from harness.commands import walk
 from harness.machine import run_walk
 from harness.runner import Runner
+from harness.schema_watch import SchemaWatch
 from harness.server import Server
 from harness.session import Session, open_session
 from harness.settings import load_settings
@@ -119,6 +120,30 @@ def test_a_trial_that_ends_keeps_its_database_for_the_same_steps(losing: Session
     assert runs[0] - before == 0
     assert losing.checkpoints.served == 1
     assert again == first
+
+
+def test_the_end_of_a_trial_leaves_its_watch_as_the_steps_left_it(correct: Session, monkeypatch) -> None:
+    """A trial kept as a checkpoint after its end goes on from there as a replay would: the
+    whole snapshot that ends it changes nothing the next step relies on (a second end reads
+    whole again, as the first did)."""
+    whole_reads: list[bool] = []
+    read = SchemaWatch._read
+
+    def counted(self, *, whole: bool, **kwargs):
+        whole_reads.append(whole)
+        return read(self, whole=whole, **kwargs)
+
+    monkeypatch.setattr(SchemaWatch, "_read", counted)
+    correct.checkpoints.on = False  # no cached ends: each end reads
+    trial = Trial(correct, FILLED_R1, filled=True)
+    try:
+        for move in (up, down, up):  # r2 again: read scoped, so a whole read ends the trial
+            move(trial)
+        whole_reads.clear()
+        assert trial.finish() == [] and trial.finish() == []
+        assert whole_reads == [True, True]
+    finally:
+        trial.close()
 
 
 class _Stopped(Exception):
