@@ -113,6 +113,14 @@ class Checkpoints:
         if self.on:
             self._finished[key] = tuple(violations)
 
+    def stop(self) -> None:
+        """Keep nothing from now on, and drop what was kept: the runs that follow must run
+        every step (to confirm that a failure repeats)."""
+        self.close()
+        self.on = False
+        self._finished.clear()
+        self._next.clear()
+
     def close(self) -> None:
         for checkpoint in self._kept.values():
             self._server.drop_database(checkpoint.database)

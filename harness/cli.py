@@ -263,6 +263,8 @@ def _summary(result: commands.RunResult) -> str:
     defects = len(result.failures)
     found = (f"{defects} defect{'s' * (defects != 1)} ("
              + ", ".join(f"{n} {p}" for p, n in sorted(counts.items())) + ")") if defects else "no defects"
+    if unrepeated := sum(not failure.repeated for failure in result.failures):
+        found += f" ({unrepeated} did not repeat)"
     if result.accepted:
         found += f" ({result.accepted} accepted by the baseline)"
     seed = f", seed {result.seed}" if result.seed is not None else ""
@@ -283,4 +285,6 @@ def _ending(result: commands.RunResult) -> str:
         said += ", stopped at its duration"
     elif result.stopped == "signal" and result.stop_signal:
         said += f", stopped by {commands.signal_name(result.stop_signal)}"
+    elif result.stopped == "unrepeated":
+        said += ", ended at a failure that did not repeat"
     return said if result.stopped else ""

@@ -133,7 +133,7 @@ def walk(
     ``seed``, so two shards of one seed walk different examples.
     """
     from .machine import run_walk
-    from .minimize import Cut, minimize
+    from .minimize import Cut, minimize, repeats
     from .progress import Progress
     from .stopping import Stop
 
@@ -169,10 +169,15 @@ def walk(
         failures: list[Failure] = []
         for found in outcome.failures:
             start = found.path[0] if found.path else outcome.start  # a filled example replays from base
-            cut = minimize(session, Cut(found.violations, start, found.steps, found.path), chosen.replays)
+            cut = Cut(found.violations, start, found.steps, found.path)
+            repeated = found.repeated  # cutting needs the failure to repeat
+            if repeated:
+                cut = minimize(session, cut, chosen.replays)
+                repeated = repeats(session, cut)
             reported = {(f.violations[0].property, f.violations[0].revision) for f in failures}
             failures += [
-                defect for defect in defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
+                dataclasses.replace(defect, repeated=repeated)
+                for defect in defects(cut.violations, cut.start, cut.steps, _reproduce(seed, profile, command, found))
                 if (defect.violations[0].property, defect.violations[0].revision) not in reported
             ]
         result = _result("walk", session, started, failures, seed=seed, stopped=outcome.stopped,

@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import textwrap
 from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import HarnessError
 from .graph import State
 from .trial import LoggedStep
+from .unrepeated import EXPLANATION
 from .violations import Violation
 
 FORMAT = "harness-failure/2"
@@ -35,6 +37,8 @@ class Failure:
     start: State
     steps: tuple[LoggedStep, ...]
     reproduce: dict[str, Any] = dataclasses.field(default_factory=dict)
+    repeated: bool = True
+    """False for a failure the same steps did not show again (:mod:`harness.unrepeated`)."""
 
     def commands(self) -> list[str]:
         """The steps as a person types them, starting from the start state."""
@@ -51,6 +55,7 @@ class Failure:
             "steps": [step.to_json() for step in self.steps],
             "commands": self.commands(),
             "reproduce": self.reproduce,
+            "repeated": self.repeated,
         }
 
     @classmethod
@@ -63,6 +68,7 @@ class Failure:
             start=frozenset(data.get("start", ())),
             steps=tuple(LoggedStep.from_json(step) for step in data["steps"]),
             reproduce=data.get("reproduce", {}),
+            repeated=data.get("repeated", True),
         )
 
     def render(self) -> str:
@@ -76,7 +82,10 @@ class Failure:
             for violation in self.violations:
                 head, *rest = violation.message.splitlines() or [""]
                 lines += [f"  - {head}", *(f"    {line}" for line in rest)]
-        lines += ["", "Steps that reproduce it, on a new database with no schema:"]
+        if not self.repeated:
+            lines += ["", *textwrap.wrap(EXPLANATION, 96), "", "Steps that showed it once, on a new database with no schema:"]
+        else:
+            lines += ["", "Steps that reproduce it, on a new database with no schema:"]
         lines += [f"  {command}" for command in self.commands()]
         if self.reproduce:
             lines += ["", "Found again by:"] + [f"  {k}: {v}" for k, v in self.reproduce.items()]

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from hypothesis import HealthCheck, Phase, Verbosity, event, seed, settings, target
 from hypothesis import strategies as st
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import Flaky, Unsatisfiable
 from hypothesis.stateful import (
     RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test,
 )
@@ -46,6 +46,7 @@ from .settings import harness_path
 from .settings import profile as profile_budget
 from .stopping import Stop
 from .trial import LoggedStep, Trial
+from .unrepeated import unrepeated
 from .violations import Violation
 
 if sys.version_info < (3, 11):  # pragma: no cover - the old-stack environment
@@ -62,6 +63,8 @@ class PropertyViolated(AssertionError):
     steps: tuple[LoggedStep, ...]
     path: tuple[State, ...]
     """The state each step was taken from."""
+    repeated: bool = True
+    """False when the same steps passed when run again (see :mod:`harness.unrepeated`)."""
 
     def __init__(self, violations: list[Violation], steps: list[LoggedStep], path: list[State]) -> None:
         self.violations = tuple(violations)
@@ -412,7 +415,8 @@ class WalkOutcome:
     failures: list[PropertyViolated]
     health: Health = dataclasses.field(default_factory=Health)
     stopped: str = "examples"
-    """``"examples"`` (the budget ran out), ``"duration"`` or ``"signal"``."""
+    """``"examples"`` (the budget ran out), ``"duration"``, ``"signal"``, or ``"unrepeated"``
+    (Hypothesis ends a run at a failure that does not repeat)."""
     start: State = frozenset()
     """The state every example started from: base, or the state before a focus."""
 
@@ -465,6 +469,7 @@ def run_walk(
     )
     health = Health()
     failures: list[PropertyViolated] = []
+    ended = None
     try:
         ini = session.settings.alembic_ini
         home = harness_path(ini, "hypothesis") if ini else None
@@ -475,17 +480,14 @@ def run_walk(
         raise stopped.error from None
     except PropertyViolated as failure:
         failures = [failure]
-    except BaseExceptionGroup as group:
-        matched, rest = group.split(PropertyViolated)
-        if rest is not None:
-            raise rest from None
-        failures = list(_leaves(matched))
+    except (Flaky, BaseExceptionGroup) as caught:
+        failures, ended = _failures_in(caught)
     except Unsatisfiable:
         pass  # nothing valid was generated before the stop, or at all: the health says which
     finally:
         if progress is not None:
             progress.done()
-    return WalkOutcome(seed_value, failures, health, stop.reason or "examples", machine.start)
+    return WalkOutcome(seed_value, failures, health, ended or stop.reason or "examples", machine.start)
 
 
 @contextlib.contextmanager
@@ -546,6 +548,19 @@ def _why_invalid(events: dict[str, Any]) -> str:
         return SWARM
     reason = str(events.get("gave up because", ""))
     return reason.splitlines()[0][:160] if reason else "a strategy or assume() rejected it"
+
+
+def _failures_in(caught: BaseException) -> tuple[list[PropertyViolated], str | None]:
+    """The failures Hypothesis raised together, and ``"unrepeated"`` if one of them did not
+    repeat (a ``Flaky`` error, alone or among the others: it ends the run)."""
+    flaky, rest = (caught, None) if isinstance(caught, Flaky) else caught.split(Flaky)
+    matched, rest = rest.split(PropertyViolated) if rest is not None else (None, None)
+    if rest is not None:
+        raise rest from None
+    failures = _leaves(matched) if matched is not None else []
+    if flaky is None:
+        return failures, None
+    return failures + unrepeated(flaky), "unrepeated"
 
 
 def _leaves(group: BaseExceptionGroup) -> list[PropertyViolated]:

@@ -51,7 +51,6 @@ def minimize(session: Session, found: Cut, replays: int) -> Cut:
     breaks the same property at the same revision (a downgrade of a revision not applied would
     fail too, for another reason).
     """
-    key = (found.violations[0].property, found.violations[0].revision)
     left = replays
     if not found.steps:
         return found
@@ -59,20 +58,7 @@ def minimize(session: Session, found: Cut, replays: int) -> Cut:
     def attempt(start: State, steps: tuple[LoggedStep, ...]) -> Cut | None:
         nonlocal left
         left -= 1
-        trial = Trial(session, start)
-        try:
-            for i, step in enumerate(steps):
-                violations = trial.replay(step)
-                if violations:
-                    shown = (i == len(steps) - 1 and trial.path[-1] == found.path[-1]
-                             and any((v.property, v.revision) == key for v in violations))
-                    return Cut(tuple(violations), start, tuple(trial.log), tuple(trial.path)) if shown else None
-        except (psycopg.Error, HarnessError):
-            # A row left out was another row's parent; a jump Alembic refuses from here.
-            return None
-        finally:
-            trial.close()
-        return None
+        return _shown(session, found, start, steps)
 
     best = found
     for k in _later_starts(best.steps):
@@ -102,6 +88,33 @@ def minimize(session: Session, found: Cut, replays: int) -> Cut:
             step = best.steps[i]
             best = attempt(best.start, _with_rows(best.steps, i, step.rows[:j] + step.rows[j + 1:])) or best
     return best
+
+
+def repeats(session: Session, found: Cut) -> bool:
+    """Whether ``found``'s steps show its defect again, run afresh: none of them taken from a
+    checkpoint, which would give back what the first run found instead of running it."""
+    session.checkpoints.stop()
+    return _shown(session, found, found.start, found.steps) is not None
+
+
+def _shown(session: Session, found: Cut, start: State, steps: tuple[LoggedStep, ...]) -> Cut | None:
+    """What ``steps`` from ``start`` show, if the last of them breaks ``found``'s property at
+    its revision, taken from the same state as ``found``'s last step."""
+    key = (found.violations[0].property, found.violations[0].revision)
+    trial = Trial(session, start)
+    try:
+        for i, step in enumerate(steps):
+            violations = trial.replay(step)
+            if violations:
+                shown = (i == len(steps) - 1 and trial.path[-1] == found.path[-1]
+                         and any((v.property, v.revision) == key for v in violations))
+                return Cut(tuple(violations), start, tuple(trial.log), tuple(trial.path)) if shown else None
+    except (psycopg.Error, HarnessError):
+        # A row left out was another row's parent; a jump Alembic refuses from here.
+        return None
+    finally:
+        trial.close()
+    return None
 
 
 Attempt = Callable[[State, tuple[LoggedStep, ...]], "Cut | None"]

@@ -61,6 +61,7 @@ class Project:
             transaction_per_migration=settings.transaction_per_migration,
             strict_env=True,
             step_timeout_s=settings.step_timeout_s,
+            roles=database.roles,
         )
 
     def read_state(self, conn) -> State:

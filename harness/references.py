@@ -28,7 +28,7 @@ import psycopg
 from .graph import State, Step
 from .project import Project
 from .runner import StepOutcome
-from .server import Database, Server, roles
+from .server import Database, Server
 from .snapshot import (
     ScopedRead, Snapshot, diff_snapshots, family_of, install_tracking, take_scoped_snapshot, take_snapshot,
 )
@@ -125,8 +125,9 @@ class References:
         """The name of a database at ``state``; clone it, never connect to it for long.
 
         Made from the nearest template on the canonical path by one env.py run; step by step
-        should that run fail (a revision that needs the previous one committed), after
-        dropping the roles the failed run created, as the steps will create them again.
+        should that run fail (a revision that needs the previous one committed). The roles the
+        failed run committed are the server's role ledger's to mend, when the steps make them
+        again.
         """
         if state in self._unreachable:
             raise self._unreachable[state]
@@ -135,7 +136,7 @@ class References:
             if len(steps) > 1:
                 found = self._shortcut(start, steps)
                 if found is not None:
-                    self._chain.kept[state] = found[0].name
+                    self._chain.kept[state] = found.name
         return self._chain.get(state)
 
     def snapshot(self, state: State) -> Snapshot:
@@ -197,11 +198,8 @@ class References:
         heads before the first step of a run. Should that one run fail (a revision that needs
         the previous one committed), the read is of the template, built step by step.
 
-        That database is dropped once read, and so are the roles its run created: roles are
-        cluster-wide, and a migration's plain ``CREATE ROLE`` would otherwise fail when the
-        templates run the same revision again, a defect of the harness's, not of the history.
-        The roles dropped are those that appeared while the run went on, on a shared server
-        too: another run creating the same role in that moment would fail on it anyway.
+        That database is dropped once read. The roles its run made stay in the cluster: when
+        the templates make them again, the server's role ledger drops them first.
 
         Where the reference walk stands at ``state`` (the first jump to the heads took it
         there), ``read`` runs on its session instead: no clone, no migration run.
@@ -221,22 +219,18 @@ class References:
         self, start: State, steps: list[Step], read: Callable[[psycopg.Connection], T],
     ) -> tuple[T] | None:
         """``read`` of a clone of ``start``'s template advanced by ``steps`` in one run, or
-        None if that run fails; the clone and the roles the run created are dropped."""
-        found = self._shortcut(start, steps)
-        if found is None:
+        None if that run fails; the clone is dropped."""
+        database = self._shortcut(start, steps)
+        if database is None:
             return None
-        database, roles_before = found
         try:
             return (_read(database.dsn, read),)
         finally:
             self._server.drop_database(database.name)
-            self._drop_roles_since(roles_before)
 
-    def _shortcut(self, start: State, steps: list[Step]) -> tuple[Database, set[str]] | None:
-        """A clone of ``start``'s template advanced by ``steps`` in one env.py run, and the
-        roles there were before it; None (the clone and the roles the run created dropped) if
-        that run fails."""
-        roles_before = roles.role_names(self._server.admin)
+    def _shortcut(self, start: State, steps: list[Step]) -> Database | None:
+        """A clone of ``start``'s template advanced by ``steps`` in one env.py run; None (the
+        clone dropped) if that run fails."""
         database = self._server.create_database(template=self.template(start))
         try:
             with self._project.runner(database) as runner:
@@ -245,13 +239,9 @@ class References:
             self._server.drop_database(database.name)
             raise
         if outcome.ok:
-            return database, roles_before
+            return database
         self._server.drop_database(database.name)
-        self._drop_roles_since(roles_before)
         return None
-
-    def _drop_roles_since(self, before: set[str]) -> None:
-        roles.drop_roles(self._server.admin, sorted(roles.role_names(self._server.admin) - before))
 
     def _nearest(self, state: State) -> tuple[State, list[Step]]:
         """The last state with a template on the canonical path to ``state``, and the rest."""

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext, RevisionStep
     from alembic.script import ScriptDirectory
+    from .server.role_ledger import RoleLedger
     from sqlalchemy.engine import URL, Connection
 
 
@@ -86,6 +87,8 @@ class StepOutcome:
     location: str | None = None
     """``path:line`` in the revision file or env.py that raised."""
     timed_out: bool = False
+    sqlstate: str | None = None
+    """The SQLSTATE of the database error it failed on, if any."""
 
     @property
     def revision(self) -> str | None:
@@ -111,6 +114,7 @@ class Runner:
     cookbook shares it, or an engine, for env.py files that call ``.connect()`` on it.
     ``version_table`` is ``(schema, table)``, where the rest of the harness reads the version
     table; a project env.py that keeps it elsewhere is an error naming the setting.
+    ``roles``, the server's, mends the runs that fail on roles other scratch databases made.
     """
 
     def __init__(
@@ -128,8 +132,10 @@ class Runner:
         transaction_per_migration: bool = False,
         strict_env: bool = False,
         step_timeout_s: float | None = None,
+        roles: RoleLedger | None = None,
     ) -> None:
         self.config = config
+        self.roles = roles
         self.graph = graph
         self.url = url if isinstance(url, str) else url.render_as_string(hide_password=False)
         self.statement_timeout_ms = int(statement_timeout_ms)
@@ -254,6 +260,16 @@ class Runner:
         return conn
 
     def _execute(
+        self,
+        plan: Callable[[frozenset[str]], Sequence[Step]],
+        destination: str | None,
+        steps: tuple[Step, ...],
+    ) -> StepOutcome:
+        if self.roles is None:
+            return self._execute_once(plan, destination, steps)
+        return self.roles.run(make_url(self.url).database, lambda: self._execute_once(plan, destination, steps))
+
+    def _execute_once(
         self,
         plan: Callable[[frozenset[str]], Sequence[Step]],
         destination: str | None,
@@ -450,6 +466,7 @@ class Runner:
             detail=detail,
             location=location,
             timed_out=isinstance(error, StepHang) or _sqlstate(error) == QUERY_CANCELED,
+            sqlstate=_sqlstate(error),
             **common,
         )
 

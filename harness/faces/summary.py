@@ -44,5 +44,7 @@ def run_lines(result: RunResult) -> list[str]:
         lines.append("  properties checked: " + ", ".join(coverage["properties"]))
     if result.stopped == "duration":
         lines.append("  stopped at its duration")
+    elif result.stopped == "unrepeated":
+        lines.append("  ended at a failure that did not repeat")
     lines += [f"  not reached: {rev}: {why}" for rev, why in result.not_reached.items()]
     return lines

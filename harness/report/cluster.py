@@ -20,19 +20,13 @@ import psycopg
 
 from ..errors import HarnessError
 from ..graph import Step
-from ..server import open_server
+from ..server import open_server, roles
 from ..settings import Settings
 from .context import Context
 from .model import NOT_APPLICABLE, VERIFIED, VIOLATED, Section
 
 _QUERIES = {
-    "role": "SELECT rolname, concat_ws(' ', CASE WHEN rolsuper THEN 'SUPERUSER' END,"
-            " CASE WHEN rolcreaterole THEN 'CREATEROLE' END, CASE WHEN rolcreatedb THEN 'CREATEDB' END,"
-            " CASE WHEN rolcanlogin THEN 'LOGIN' ELSE 'NOLOGIN' END,"
-            " CASE WHEN rolreplication THEN 'REPLICATION' END, CASE WHEN rolbypassrls THEN 'BYPASSRLS' END,"
-            " CASE WHEN NOT rolinherit THEN 'NOINHERIT' END,"
-            " CASE WHEN rolconnlimit <> -1 THEN 'CONNECTION LIMIT ' || rolconnlimit END)"
-            " FROM pg_roles WHERE rolname !~ '^pg_'",
+    "role": roles.ROLE_OPTIONS,
     "membership": "SELECT m.rolname || ' in ' || r.rolname, '' FROM pg_auth_members a"
                   " JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member",
     "role setting": "SELECT coalesce(r.rolname, 'every role') || coalesce(' in ' || d.datname, ''),"

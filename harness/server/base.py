@@ -23,6 +23,8 @@ import psycopg
 from psycopg import sql
 
 from ..errors import ServerError
+from . import roles
+from .role_ledger import RoleLedger
 
 SCRATCH_PREFIX = "harness_"
 
@@ -33,6 +35,8 @@ class Database:
 
     name: str
     dsn: str
+    roles: RoleLedger | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The server's ledger of the roles each scratch database's migrations made."""
 
     def sqlalchemy_url(self, driver: str = "psycopg") -> str:
         """The same URL for SQLAlchemy with ``driver`` (psycopg, psycopg2, asyncpg, ...)."""
@@ -57,6 +61,8 @@ class Server:
         self._admin: psycopg.Connection | None = None
         self._lock = threading.Lock()
         self._created: set[str] = set()
+        self.roles = RoleLedger(lambda: self.admin, lambda: not roles.others_running(
+            self.admin, self._created, SCRATCH_PREFIX))
 
     def dsn(self, dbname: str = "postgres") -> str:
         """A libpq URL for ``dbname`` as a role allowed to create databases."""
@@ -114,13 +120,15 @@ class Server:
                     hint="close connections to a template database before cloning it",
                 ) from None
             self._created.add(name)
+            if template is not None:
+                self.roles.copied(template, name)
             owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
             self.admin.execute(
                 sql.SQL("COMMENT ON DATABASE {} IS {}").format(
                     sql.Identifier(name), sql.Literal(f"harness scratch {owner}")
                 )
             )
-        return Database(name=name, dsn=self.dsn(name))
+        return Database(name=name, dsn=self.dsn(name), roles=self.roles)
 
     def drop_database(self, name: str) -> None:
         """Drop a scratch database, disconnecting whoever is still on it."""
@@ -133,6 +141,7 @@ class Server:
                 sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)) + force
             )
             self._created.discard(name)
+            self.roles.dropped(name)
 
     def _wait_for_sessions_to_end(self, name: str) -> None:
         """Give the sessions just closed on ``name`` a moment to end.

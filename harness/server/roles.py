@@ -16,6 +16,18 @@ import psycopg
 from psycopg import sql
 
 
+ROLE_OPTIONS = (
+    "SELECT rolname, concat_ws(' ', CASE WHEN rolsuper THEN 'SUPERUSER' END,"
+    " CASE WHEN rolcreaterole THEN 'CREATEROLE' END, CASE WHEN rolcreatedb THEN 'CREATEDB' END,"
+    " CASE WHEN rolcanlogin THEN 'LOGIN' ELSE 'NOLOGIN' END,"
+    " CASE WHEN rolreplication THEN 'REPLICATION' END, CASE WHEN rolbypassrls THEN 'BYPASSRLS' END,"
+    " CASE WHEN NOT rolinherit THEN 'NOINHERIT' END,"
+    " CASE WHEN rolconnlimit <> -1 THEN 'CONNECTION LIMIT ' || rolconnlimit END)"
+    " FROM pg_roles WHERE rolname !~ '^pg_'"
+)
+"""Each role and its options, as ``CREATE ROLE`` takes them."""
+
+
 def role_names(conn: psycopg.Connection) -> set[str]:
     return {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
 
@@ -29,13 +41,16 @@ def drop_new_roles(conn: psycopg.Connection, before: set[str], ours: set[str], p
     new = sorted(role_names(conn) - before)
     if not new:
         return []
-    others = [name for (name,) in conn.execute(
-        "SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix.replace("_", r"\_") + "%",)
-    ) if name not in ours]
-    if others:
+    if others_running(conn, ours, prefix):
         _say(f"left roles {', '.join(new)} on the server: another harness run is using it")
         return []
     return drop_roles(conn, new)
+
+
+def others_running(conn: psycopg.Connection, ours: set[str], prefix: str) -> bool:
+    """Whether the server has scratch databases that are not ``ours``: another harness run's."""
+    return any(name not in ours for (name,) in conn.execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix.replace("_", r"\_") + "%",)))
 
 
 def drop_roles(conn: psycopg.Connection, names: list[str]) -> list[str]:
