@@ -126,8 +126,7 @@ class References:
 
         Made from the nearest template on the canonical path by one env.py run; step by step
         should that run fail (a revision that needs the previous one committed). The roles the
-        failed run committed are the server's role ledger's to mend, when the steps make them
-        again.
+        failed run committed go with its database (see the server's role ledger).
         """
         if state in self._unreachable:
             raise self._unreachable[state]
@@ -198,8 +197,8 @@ class References:
         heads before the first step of a run. Should that one run fail (a revision that needs
         the previous one committed), the read is of the template, built step by step.
 
-        That database is dropped once read. The roles its run made stay in the cluster: when
-        the templates make them again, the server's role ledger drops them first.
+        That database is dropped once read, and with it the roles only its run made (see the
+        server's role ledger): the templates' runs of the same revisions make them again.
 
         Where the reference walk stands at ``state`` (the first jump to the heads took it
         there), ``read`` runs on its session instead: no clone, no migration run.

@@ -14,10 +14,11 @@ is run again once the role is dropped (where nothing depends on it) or made agai
 options it had. A run that fails on a role its own database made is the history's defect
 and stays one: an upgrade run again after a downgrade that forgot to drop its role.
 
-Only roles that appeared while one of this process's runs went on are ever touched, and only
-when a migration's error names them: a server shared with others keeps its roles. A role
-another scratch database still holds grants to cannot be dropped; the failure then stands,
-with a hint saying why.
+Only roles that appeared while one of this process's runs went on are ever touched: when a
+migration's error names them, and when the last database that holds them is dropped (not
+while another harness run has scratch databases on the server: they may be its roles too). A
+role another scratch database still holds grants to cannot be dropped; the failure then
+stands, with a hint saying why.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ class RoleLedger:
     """The roles each scratch database's migrations made, on one server."""
 
     def __init__(self, admin: Callable[[], psycopg.Connection], alone: Callable[[], bool]) -> None:
-        """``alone`` says whether no other harness run has scratch databases on the server:
-        the roles that appeared may then be its own, and none is dropped with a database."""
+        """``alone`` says whether no other harness run has scratch databases on the server;
+        while one has, the roles that appeared may be its own, and none is dropped with a
+        database."""
         self._admin = admin
         self._alone = alone
         self._lock = threading.Lock()
