@@ -22,10 +22,10 @@ migrations, and is fixed by a setting, which the error names.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
@@ -60,7 +60,7 @@ _BUILTIN_HINT = (
 _ENV_VAR_HINT = 'set env_var = "NAME" in [tool.harness] if env.py reads its URL from $NAME'
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class StepOutcome:
     """What one run of env.py did.
 
@@ -94,6 +94,14 @@ class StepOutcome:
     def revision(self) -> str | None:
         """The id of the revision that failed, if a revision failed."""
         return self.failed_step.revision if self.failed_step else None
+
+    def followed_by(self, again: StepOutcome) -> StepOutcome:
+        """This failed run's committed steps, then ``again``, a run planned from where it
+        stopped: what one run that had not failed would have been."""
+        done = self.steps[:self.steps.index(self.failed_step)] if (
+            self.heads != self.heads_before and self.failed_step in self.steps) else ()
+        return dataclasses.replace(again, steps=done + again.steps, heads_before=self.heads_before,
+                                   duration_s=self.duration_s + again.duration_s)
 
 
 class Runner:
@@ -267,7 +275,8 @@ class Runner:
     ) -> StepOutcome:
         if self.roles is None:
             return self._execute_once(plan, destination, steps)
-        return self.roles.run(make_url(self.url).database, lambda: self._execute_once(plan, destination, steps))
+        return self.roles.run(make_url(self.url).database, lambda: self._execute_once(plan, destination, steps),
+                              resumable=not steps)
 
     def _execute_once(
         self,

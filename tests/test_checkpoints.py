@@ -187,7 +187,8 @@ def test_a_passing_walk_keeps_no_checkpoint(tmp_path, pg_server: Server) -> None
 def test_a_shrunk_walk_prints_the_same_with_and_without_checkpoints(mutant_id: str, tmp_path,
                                                                     pg_server: Server) -> None:
     """The seed's promise holds across the setting: the same failures, shrunk and cut to the
-    same steps, with fewer steps run; the checkpoints' databases are gone with the run."""
+    same steps, with fewer steps run, each shown again by the fresh replay that confirms it;
+    the checkpoints' databases are gone with the run."""
     mutant = next(m for m in MUTANTS if m.id == mutant_id)
     ini = make_project(tmp_path, with_role(mutant.revisions, f"harness_app_{secrets.token_hex(4)}"),
                        env=mutant.env)
@@ -197,5 +198,6 @@ def test_a_shrunk_walk_prints_the_same_with_and_without_checkpoints(mutant_id: s
     assert pg_server.scratch_names() <= before
     without, with_them = ([f.to_json() for f in result.failures] for result in results)
     assert without == with_them and without, f"the walk finds {mutant_id}"
+    assert all(failure["repeated"] for failure in without), "a deterministic defect shows again afresh"
     assert results[0].coverage["from_checkpoints"] == 0 < results[1].coverage["from_checkpoints"]
     assert results[1].coverage["steps"] <= results[0].coverage["steps"]

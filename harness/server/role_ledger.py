@@ -107,20 +107,28 @@ class RoleLedger:
         for name in gone:
             held.pop(name, None)
 
-    def run(self, database: str, attempt: Callable[[], StepOutcome]) -> StepOutcome:
+    def run(self, database: str, attempt: Callable[[], StepOutcome], *, resumable: bool) -> StepOutcome:
         """``attempt()``, a migration run in ``database``, and again while a role another
-        database made or dropped is what it failed on (a few times at most: one per role)."""
+        database made or dropped is what it failed on (a few times at most: one per role).
+
+        A run whose failure left earlier steps committed (a transaction per migration) runs
+        again only if ``resumable``: a jump, planned again from where it stopped. The outcome
+        is then the first run's committed steps followed by the second run's.
+        """
+        outcome: StepOutcome | None = None
         for _ in range(MENDS):
             with self._lock:
                 before = self._read()
-            outcome = attempt()
+            again = attempt()
             with self._lock:
                 self._ran(database, before)
-            if outcome.ok or outcome.heads != outcome.heads_before:  # a retry would not start over
+            outcome = again if outcome is None else outcome.followed_by(again)
+            if again.ok or (again.heads != again.heads_before and not resumable):
                 return outcome
-            hint = self.mend(database, outcome.sqlstate, outcome.error or "")
+            hint = self.mend(database, again.sqlstate, again.error or "")
             if hint is not None:
                 return dataclasses.replace(outcome, error=f"{outcome.error}; {hint}") if hint else outcome
+        assert outcome is not None
         return outcome
 
     def mend(self, database: str, sqlstate: str | None, message: str) -> str | None:
