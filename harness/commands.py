@@ -166,14 +166,16 @@ def walk(
             overrides=overrides, database_dir=database_dir, replay_saved=replay_saved,
             progress=shown, stop=stop, focus=revisions if since is not None else None,
         )
-        failures: list[Failure] = []
+        cuts = []
         for found in outcome.failures:
             start = found.path[0] if found.path else outcome.start  # a filled example replays from base
             cut = Cut(found.violations, start, found.steps, found.path)
-            repeated = found.repeated  # cutting needs the failure to repeat
-            if repeated:
-                cut = minimize(session, cut, chosen.replays)
-                repeated = repeats(session, cut)
+            # Cutting needs the failure to repeat; all are cut before any is confirmed afresh,
+            # which ends the checkpoints the cutting uses.
+            cuts.append((found, minimize(session, cut, chosen.replays) if found.repeated else cut))
+        failures: list[Failure] = []
+        for found, cut in cuts:
+            repeated = found.repeated and repeats(session, cut)
             reported = {(f.violations[0].property, f.violations[0].revision) for f in failures}
             failures += [
                 dataclasses.replace(defect, repeated=repeated)
