@@ -149,16 +149,23 @@ class RoleLedger:
         return ""
 
     def _drop(self, name: str) -> str | None:
+        return self._mended(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)), name)
+
+    def _create(self, name: str, options: str) -> str | None:
+        return self._mended(sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(name)), name)
+
+    def _mended(self, statement: sql.Composed, name: str) -> str | None:
+        """None once ``statement`` ran; else the failure stands, with the hint when another
+        scratch database's grants kept the role (any other refusal, such as a server role
+        without CREATEROLE, leaves the failure as it was)."""
         try:
-            self._admin().execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+            self._admin().execute(statement)
         except psycopg.errors.DependentObjectsStillExist:
             return SHARED_HINT.format(name=name)
+        except psycopg.Error:
+            return ""
         self._refresh()
         return None
-
-    def _create(self, name: str, options: str) -> None:
-        self._admin().execute(sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(name)))
-        self._refresh()
 
     def _refresh(self) -> None:
         """Read the roles again after the ledger dropped or made one itself."""
