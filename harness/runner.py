@@ -468,14 +468,15 @@ class Runner:
         step = tracker.current
         message = f"{step}{where}" if step is not None else f"env.py failed{where}"
         summary, detail = _describe(error)
+        sqlstate = _sqlstate(error)
         return StepOutcome(
             ok=False,
             failed_step=step,
             error=f"{message}: {summary}",
             detail=detail,
             location=location,
-            timed_out=isinstance(error, StepHang) or _sqlstate(error) == QUERY_CANCELED,
-            sqlstate=_sqlstate(error),
+            timed_out=isinstance(error, StepHang) or sqlstate == QUERY_CANCELED,
+            sqlstate=sqlstate,
             **common,
         )
 

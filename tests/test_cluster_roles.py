@@ -81,10 +81,12 @@ def test_runs_in_other_databases_neither_make_nor_drop_a_database_s_roles(role, 
     up, down = [Step("upgrade", "a")], [Step("downgrade", "a")]
     first = pg_server.create_database()
     other = pg_server.create_database()
+    made = [first, other]
     try:
         with project.runner(first) as runner:
             assert runner.run(up).ok
         copy = pg_server.create_database(template=first.name)
+        made.append(copy)
         with project.runner(other) as runner:
             assert runner.run(up).ok
             assert runner.run(down).ok
@@ -97,7 +99,7 @@ def test_runs_in_other_databases_neither_make_nor_drop_a_database_s_roles(role, 
             assert conn.execute("SELECT rolcanlogin, rolconnlimit FROM pg_roles WHERE rolname = %s",
                                 (role,)).fetchone() == (True, 3)
     finally:
-        for database in (first, other, copy):
+        for database in made:
             pg_server.drop_database(database.name)
 
 

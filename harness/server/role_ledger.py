@@ -125,13 +125,13 @@ class RoleLedger:
             outcome = again if outcome is None else outcome.followed_by(again)
             if again.ok or (again.heads != again.heads_before and not resumable):
                 return outcome
-            hint = self.mend(database, again.sqlstate, again.error or "")
+            hint = self._mend(database, again.sqlstate, again.error or "")
             if hint is not None:
                 return dataclasses.replace(outcome, error=f"{outcome.error}; {hint}") if hint else outcome
         assert outcome is not None
         return outcome
 
-    def mend(self, database: str, sqlstate: str | None, message: str) -> str | None:
+    def _mend(self, database: str, sqlstate: str | None, message: str) -> str | None:
         """Undo what other databases did to the roles a failed run in ``database`` tripped
         over; returns None when it may run again, else a hint for the failure (or "")."""
         names = _QUOTED.findall(message)
