@@ -17,39 +17,50 @@ _prepared: weakref.WeakKeyDictionary[psycopg.Connection, set[str]] = weakref.Wea
 """Statements prepared on each connection."""
 
 
-def execute_prepared(conn: psycopg.Connection, name: str, statement: str,
-                     args: Sequence[sql.Composable] = ()) -> psycopg.Cursor:
-    """Run ``statement`` as the session's prepared statement ``name``, preparing it once.
+Query = tuple[str, str] | tuple[str, str, Sequence[sql.Composable]] | str
+"""``(name, statement)`` or ``(name, statement, args)``: ``statement`` run as the session's
+prepared statement ``name`` with ``args`` as the values of its ``$1``, ``$2``... (literals:
+``EXECUTE`` takes no bound parameters); or a statement run once as it is."""
 
-    A prepared statement of the session, not psycopg's: psycopg forgets its own after every
-    ROLLBACK or DROP on the connection, and the checks that share it roll back often.
-    Prepared under the settings of the transaction it is first run in (a ``search_path``
-    pinned there stays the statement's). ``args`` are the values of its ``$1``, ``$2``...,
-    as literals: ``EXECUTE`` takes no bound parameters.
+
+def fetch_prepared(conn: psycopg.Connection, queries: Sequence[Query], settings: str,
+                   ) -> list[list[tuple[Any, ...]]]:
+    """The rows of each query, in one round trip: ``settings`` (a ``SELECT`` of local
+    ``set_config`` calls) first, the queries after it, in one transaction.
+
+    One message of the simple protocol: its statements are one implicit transaction, which the
+    local settings last to the end of and an error ends (the session is left idle). A pipeline
+    with an explicit transaction cost three times as much here (0.36 ms against 0.10 ms).
+
+    A named statement is a prepared statement of the session, not psycopg's: psycopg forgets
+    its own after every ROLLBACK or DROP on the connection, and the checks that share it roll
+    back often. It is prepared once per connection, under ``settings`` (a ``search_path``
+    pinned there stays the statement's).
     """
+    texts = [settings]
+    for query in queries:
+        if isinstance(query, str):
+            texts.append(query)
+            continue
+        name, statement, *args = query
+        _prepare(conn, name, statement, settings)
+        texts.append(f"EXECUTE {name}" if not args or not args[0] else sql.SQL(f"EXECUTE {name}({{}})").format(
+            sql.SQL(", ").join(args[0])).as_string(conn))
+    # A line of its own for each semicolon: a statement may end in a comment.
+    cursor = conn.execute("\n;\n".join(texts), prepare=False)
+    results = []
+    for _ in queries:
+        cursor.nextset()
+        results.append(cursor.fetchall())
+    return results
+
+
+def _prepare(conn: psycopg.Connection, name: str, statement: str, settings: str) -> None:
     names = _prepared.setdefault(conn, set())
     if name not in names:
         # psycopg answers a ROLLBACK or a DROP on a connection where it prepared statements of
         # its own with DEALLOCATE ALL, which would take this one too: it prepares none here.
         conn.prepare_threshold = None
-        conn.execute(f"PREPARE {name} AS {statement}", prepare=False)
+        # Its own message: what is recorded is what the server holds, whatever fails after.
+        conn.execute(f"{settings}\n;\nPREPARE {name} AS {statement}", prepare=False)
         names.add(name)
-    if not args:
-        return conn.execute(f"EXECUTE {name}", prepare=False)
-    return conn.execute(sql.SQL(f"EXECUTE {name}({{}})").format(sql.SQL(", ").join(args)), prepare=False)
-
-
-Query = tuple[str, str] | tuple[str, str, Sequence[sql.Composable]] | str
-"""``(name, statement)`` or ``(name, statement, args)`` for :func:`execute_prepared`, or a
-statement run once as it is."""
-
-
-def fetch_prepared(conn: psycopg.Connection, queries: Sequence[Query], settings: str,
-                   ) -> list[list[tuple[Any, ...]]]:
-    """The rows of each query, in one round trip: one transaction, ``settings`` (a ``SELECT``
-    of ``set_config`` calls) first."""
-    with conn.pipeline(), conn.transaction():
-        conn.execute(settings, prepare=False)
-        cursors = [execute_prepared(conn, *query) if isinstance(query, tuple) else conn.execute(query)
-                   for query in queries]
-    return [cursor.fetchall() for cursor in cursors]

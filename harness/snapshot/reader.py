@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import HarnessError
-from ..prepared import execute_prepared
+from ..prepared import fetch_prepared
 from .model import Snapshot
 from .queries import SCOPE_SETTING, STATEMENT, VERSION_TABLE_SETTING
 
@@ -34,6 +34,9 @@ _SETTINGS = {
     # (a scoped read of one revision's 28 objects: 4.4 ms at 400 tables, 3.2 ms without).
     "enable_mergejoin": "off",
 }
+
+_VERSION_OID = f"SELECT current_setting('{VERSION_TABLE_SETTING}')"
+"""The oid of the version table the snapshot leaves out, as text ('0' for none)."""
 
 _SETUP = sql.SQL("SELECT {settings}, set_config({scope}, %(scope)s, true), "
                  "set_config({name}, coalesce(({oid})::text, '0'), true)").format(
@@ -60,7 +63,7 @@ def take_snapshot(
     """The schema of the database ``conn`` is connected to, and its version table's rows.
 
     ``conn`` should be in autocommit mode or idle: the snapshot runs in its own transaction. (Inside
-    a transaction it would run in a savepoint, and the pinned settings would last to its end.)
+    one, the pinned settings would last to that transaction's end.)
     ``version_table`` is ``(schema, table)``, or None when there is none to set apart.
     """
     snapshot, _ = read_snapshot(conn, version_table, "harness_snapshot", STATEMENT)
@@ -81,23 +84,20 @@ def read_snapshot(
     tables: dict[str, str] = {}
     roles: set[str] = set()
     summary = None
-    # Pipelined: BEGIN, the settings and the statement go in one round trip, not three.
-    with conn.pipeline(), conn.transaction():
-        setup = conn.execute(_SETUP, {"schema": schema, "table": table, "scope": scope})
-        rows = execute_prepared(conn, name, statement)
-        version_oid = setup.fetchone()[-1]
-        for key, owner_table, attributes, referenced in rows.fetchall():
-            if key is None:
-                summary = attributes
-                continue
-            if key in objects:
-                raise SnapshotError(f"two catalog objects read as {key!r}",
-                                    hint="a harness bug: please report it with the DDL of that object")
-            objects[key] = dict(sorted(attributes.items()))
-            if owner_table is not None:
-                tables[key] = owner_table
-            roles.update(referenced)
-        rows_of_versions = _versions(conn, schema, table) if versions and version_oid != "0" else ()
+    setup = psycopg.ClientCursor(conn).mogrify(_SETUP, {"schema": schema, "table": table, "scope": scope})
+    [[(version_oid,)], rows] = fetch_prepared(conn, [_VERSION_OID, (name, statement)], setup)
+    for key, owner_table, attributes, referenced in rows:
+        if key is None:
+            summary = attributes
+            continue
+        if key in objects:
+            raise SnapshotError(f"two catalog objects read as {key!r}",
+                                hint="a harness bug: please report it with the DDL of that object")
+        objects[key] = dict(sorted(attributes.items()))
+        if owner_table is not None:
+            tables[key] = owner_table
+        roles.update(referenced)
+    rows_of_versions = _versions(conn, schema, table) if versions and version_oid != "0" else ()
     snapshot = Snapshot(
         objects=dict(sorted(objects.items())),
         versions=rows_of_versions,
