@@ -7,6 +7,7 @@ that runs them after every step plans each once.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Any, Sequence
 
@@ -15,6 +16,8 @@ from psycopg import sql
 
 _prepared: weakref.WeakKeyDictionary[psycopg.Connection, set[str]] = weakref.WeakKeyDictionary()
 """Statements prepared on each connection."""
+_lock = threading.Lock()
+"""For :data:`_prepared`: a trial reads its rows in a thread while its schema is read."""
 
 
 Query = tuple[str, str] | tuple[str, str, Sequence[sql.Composable]] | str
@@ -56,7 +59,8 @@ def fetch_prepared(conn: psycopg.Connection, queries: Sequence[Query], settings:
 
 
 def _prepare(conn: psycopg.Connection, name: str, statement: str, settings: str) -> None:
-    names = _prepared.setdefault(conn, set())
+    with _lock:
+        names = _prepared.setdefault(conn, set())
     if name not in names:
         # psycopg answers a ROLLBACK or a DROP on a connection where it prepared statements of
         # its own with DEALLOCATE ALL, which would take this one too: it prepares none here.

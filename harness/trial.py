@@ -85,7 +85,7 @@ class Trial(Resumable):
     database only when a later step needs one.
     """
 
-    HANDLES = frozenset({"session", "database", "conn", "runner", "_schema", "_reads", "_checkpoints",
+    HANDLES = frozenset({"session", "database", "conn", "_watching", "runner", "_schema", "_reads", "_checkpoints",
                          "_key", "_stands_for", "_template", "_resumed"})
 
     def __init__(self, session: Session, start: State = frozenset(), *, filled: bool = False) -> None:
@@ -319,10 +319,10 @@ class Trial(Resumable):
             self._checkpoints.release(self._stands_for)
             self._stands_for = None
 
-    def reconnect(self, conn: psycopg.Connection) -> None:
-        """The trial, its watch and its reads go on on ``conn``."""
-        self.conn = conn
-        self._schema.reconnect(conn)
+    def reconnect(self, conn: psycopg.Connection, watching: psycopg.Connection) -> None:
+        """The trial and its reads go on on ``conn``, its watch on ``watching``."""
+        self.conn, self._watching = conn, watching
+        self._schema.reconnect(watching)
         self._reads.reconnect(conn)
 
     def saved(self) -> dict[str, Any]:
@@ -339,14 +339,17 @@ class Trial(Resumable):
             undo.callback(session.server.drop_database, database.name)
             conn = psycopg.connect(database.dsn, autocommit=True)
             undo.callback(conn.close)
+            # The watch's own: a step's schema is read on it while its rows are on the other.
+            watching = psycopg.connect(database.dsn, autocommit=True)
+            undo.callback(watching.close)
             runner = session.project.runner(database)
             undo.callback(runner.close)
             if self._schema is None:
-                self._schema = SchemaWatch(session, conn, self.state)
+                self._schema = SchemaWatch(session, watching, self.state)
                 self._reads = StepReads(conn, self._exclude, logged=self._schema.tracking)
             undo.pop_all()
         self.database, self.runner = database, runner
-        self.reconnect(conn)
+        self.reconnect(conn, watching)
         if self._resumed is not None:
             self._schema.restore(self._resumed["schema"])
             self._reads.restore(self._resumed["reads"])
@@ -355,10 +358,14 @@ class Trial(Resumable):
     def _release(self) -> None:
         """Close the trial's connections and drop its database, if it has one."""
         if self.database is not None:
-            self.runner.close()
-            self.conn.close()
+            self._disconnect()
             self.session.server.drop_database(self.database.name)
             self.database = None
+
+    def _disconnect(self) -> None:
+        self.runner.close()
+        self.conn.close()
+        self._watching.close()
 
     def _live(self) -> None:
         """A database of the trial's own: a clone of its template, or of the checkpoint it took."""
@@ -396,8 +403,7 @@ class Trial(Resumable):
         """Make the trial's database the checkpoint of where it stands; its name. The trial
         is left without a database."""
         saved, name = self.saved(), self.database.name
-        self.runner.close()
-        self.conn.close()
+        self._disconnect()
         self.database = None
         self._checkpoints.keep(self._key, name, saved, self._found)
         return name
@@ -432,6 +438,7 @@ class Trial(Resumable):
         rows_before = before.rows
         self._reads.migrated()
         checked = check_step(self.session.project, self.conn, self._schema, run, command=logged.as_command(),
+                             alongside=self._reads.now,
                              revision=logged.revision, rows=rows_before.counts(), canonical=canonical)
         self._logged(logged)
         self.state, revision, violations = checked.state, checked.revision, list(checked.violations)
