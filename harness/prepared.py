@@ -45,10 +45,10 @@ def fetch_prepared(conn: psycopg.Connection, queries: Sequence[Query], settings:
         if isinstance(query, str):
             texts.append(query)
             continue
-        name, statement, *args = query
+        name, statement, args = query if len(query) == 3 else (*query, ())
         _prepare(conn, name, statement, settings)
-        texts.append(f"EXECUTE {name}" if not args or not args[0] else sql.SQL(f"EXECUTE {name}({{}})").format(
-            sql.SQL(", ").join(args[0])).as_string(conn))
+        texts.append(sql.SQL(f"EXECUTE {name}({{}})").format(sql.SQL(", ").join(args)).as_string(conn)
+                     if args else f"EXECUTE {name}")
     # A line of its own for each semicolon: a statement may end in a comment.
     cursor = conn.execute("\n;\n".join(texts), prepare=False)
     results = []
