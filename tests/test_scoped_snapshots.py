@@ -209,6 +209,33 @@ def test_a_grant_in_scope_reads_no_other_relation(tracked: psycopg.Connection) -
                if key in after.snapshot.tables)
 
 
+# Roots name relations as schema.table, unquoted: a scope finds its relations by those names.
+DOTTED = ('CREATE SCHEMA "dot.s"; CREATE TABLE "dot.s".t (x int); CREATE TABLE app."dot.t" (x int);'
+          ' CREATE TABLE "dot.s"."dot.t" (x int)')
+
+
+@pytest.mark.parametrize("change", [
+    'ALTER TABLE "dot.s".t ADD COLUMN y int',
+    'ALTER TABLE app."dot.t" ADD COLUMN y int',
+    'CREATE INDEX ON "dot.s"."dot.t" (x)',
+    'GRANT SELECT (x) ON "dot.s"."dot.t" TO snap_app',
+])
+def test_a_relation_whose_names_hold_dots_is_read(tracked: psycopg.Connection, change: str) -> None:
+    _run(tracked, DOTTED)
+    scoped, whole, scope = scoped_and_whole(tracked, change)
+    assert scope is not None and whole
+    assert scoped == whole
+
+
+def test_the_roots_asked_for_are_read_by_name(tracked: psycopg.Connection) -> None:
+    _run(tracked, DOTTED)
+    last = take_scoped_snapshot(tracked, None, since=None).last
+    read = take_scoped_snapshot(tracked, None, since=last, roots=["dot.s.dot.t", "app.tenants", "app.gone"])
+    assert read.scope is not None
+    assert set(read.snapshot.tables.values()) == {"dot.s.dot.t", "app.tenants"}
+    assert "column app.tenants.name" in read.snapshot.objects
+
+
 @pytest.mark.parametrize("change", [
     "GRANT USAGE ON LANGUAGE plpgsql TO snap_app",  # a kind no family of the snapshot covers
     "ALTER SCHEMA app RENAME TO application",  # renames every relation in it

@@ -29,31 +29,35 @@ _SESSION = (
     " set_config('enable_mergejoin', 'off', true)"
 )
 
-# A table's columns as the data checks compare them, aggregated over pg_attribute and pg_type.
-_COLUMNS = """
-       coalesce(array_agg(a.attname ORDER BY a.attnum) FILTER (WHERE a.attnum IS NOT NULL), '{}'),
-       coalesce(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
-                FILTER (WHERE a.attnum IS NOT NULL), '{}'),
-       coalesce(array_agg(t.typcategory::text ORDER BY a.attnum)
-                FILTER (WHERE a.attnum IS NOT NULL), '{}')"""
+_BY_INDEX = "set_config('enable_hashjoin', 'off', true), set_config('enable_seqscan', 'off', true)"
+"""For the catalog statements a logged read starts with, which follow the log's few changes: a
+generic plan (see harness.snapshot.reader) otherwise scans whole catalogs to join them. Not
+for the reads of rows, which read whole tables."""
 
-_COLUMNS_FROM = """
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-  LEFT JOIN pg_type t ON t.oid = a.atttypid"""
+# A table's columns as the data checks compare them: names, types and type categories, in
+# order. An aggregate per table, looked up by index: as a join, a generic plan hashed the whole
+# of pg_attribute and pg_type to describe the few tables the log names.
+_COLUMNS = """
+  CROSS JOIN LATERAL (
+    SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}') AS names,
+           coalesce(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum), '{}') AS types,
+           coalesce(array_agg((SELECT t.typcategory::text FROM pg_type t WHERE t.oid = a.atttypid)
+                              ORDER BY a.attnum), '{}') AS categories
+    FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  ) col"""
 
 # Partitions are read through their partitioned table (moving rows between partitions is no
-# change to the data the application sees); tables owned by extensions are not the migrations'.
+# change to the data the application sees); tables owned by extensions are not the migrations'
+# (looked up per table: OFFSET 0 keeps the lookup from becoming a scan of all of pg_depend).
 _READ = """c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
    AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
    AND NOT EXISTS (SELECT FROM pg_depend d
-                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')"""
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e' OFFSET 0)"""
 
 _TABLES = f"""
-SELECT n.nspname, c.relname, c.relkind,{_COLUMNS}
-  FROM pg_class c{_COLUMNS_FROM}
+SELECT n.nspname, c.relname, c.relkind, col.names, col.types, col.categories
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace{_COLUMNS}
  WHERE {_READ}
- GROUP BY n.nspname, c.relname, c.relkind
  ORDER BY n.nspname, c.relname
 """
 
@@ -79,13 +83,12 @@ UNION ALL
 SELECT 'dropped', names[1]::name, names[2]::name, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM logged WHERE dropped AND object_type = 'table'
 UNION ALL
-SELECT 'changed', n.nspname, c.relname, c.relkind,{_COLUMNS}, {_READ},
+SELECT 'changed', n.nspname, c.relname, c.relkind, col.names, col.types, col.categories, {_READ},
        NOT EXISTS (SELECT FROM (SELECT c.oid AS relid UNION SELECT relid FROM pg_partition_tree(c.oid)) member
                    WHERE NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = member.relid
                                      AND t.tgname = '{scope.ROWS_TRIGGER}' AND t.tgenabled = 'A')), NULL
-  FROM pg_class c{_COLUMNS_FROM}
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace{_COLUMNS}
  WHERE c.oid IN (SELECT coalesce(pg_partition_root(oid), oid) FROM changed)
- GROUP BY n.nspname, c.relname, c.relkind, c.oid, c.relispartition, c.relpersistence
 """
 """What changed since the log entries of :data:`ROWS_SINCE_SETTING`, one row each:
 
@@ -183,7 +186,7 @@ class RowReader:
         if self._logged:
             first = self._tables is None
             [_, *found, log] = read_pipelined(conn, [
-                f"SELECT set_config('{ROWS_SINCE_SETTING}', '{self._since}', true)",
+                f"SELECT set_config('{ROWS_SINCE_SETTING}', '{self._since}', true), {_BY_INDEX}",
                 *([TABLES] if first else []), *also, ROWS_CHANGED])
             [(_, _, _, _, _, _, _, _, unknown, since), *entries] = log
             self._watch(entries)

@@ -67,6 +67,20 @@ NOT_VERSION_SCHEMA = f"""n.oid IS DISTINCT FROM (
     SELECT c.relnamespace FROM pg_class c JOIN pg_namespace vn ON vn.oid = c.relnamespace
     WHERE c.oid = current_setting('{VERSION_TABLE_SETTING}')::oid AND vn.nspname <> 'public')"""
 
+def _relations(classes: str) -> str:
+    """The project's relations among ``classes``, a FROM item whose rows of pg_class are ``c``."""
+    return f"""SELECT c.oid, c.relkind, c.relowner, c.relacl, ns.nspname, c.relname,
+           {qualified('ns.nspname', 'c.relname')} AS qname,
+           ns.nspname || '.' || c.relname AS tbl,
+           CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view '
+                          WHEN 'f' THEN 'foreign table ' WHEN 'S' THEN 'sequence ' ELSE 'table ' END
+           || {qualified('ns.nspname', 'c.relname')} AS key
+    FROM {classes} JOIN ns ON ns.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      AND c.oid <> current_setting('{VERSION_TABLE_SETTING}')::oid
+      AND {not_part_of_another('pg_class', 'c.oid')}"""
+
+
 _PREFIX = f"""
 WITH @scope_ctes@ ns AS (
     SELECT n.oid, n.nspname, n.nspowner, n.nspacl
@@ -74,21 +88,8 @@ WITH @scope_ctes@ ns AS (
     WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
       AND {not_part_of_another('pg_namespace', 'n.oid')}
 ), any_rel AS (
-    SELECT c.oid, c.relkind, c.relowner, c.relacl, ns.nspname, c.relname,
-           {qualified('ns.nspname', 'c.relname')} AS qname,
-           ns.nspname || '.' || c.relname AS tbl,
-           CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view '
-                          WHEN 'f' THEN 'foreign table ' WHEN 'S' THEN 'sequence ' ELSE 'table ' END
-           || {qualified('ns.nspname', 'c.relname')} AS key
-    FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-      AND c.oid <> current_setting('{VERSION_TABLE_SETTING}')::oid
-      AND {not_part_of_another('pg_class', 'c.oid')}
-), rel AS (
-    SELECT r.* FROM any_rel r @scope_join@ WHERE true @scope_filter@
-), acl_rel AS (
-    SELECT r.* FROM any_rel r @scope_join@ WHERE true @scope_privileges@
-), typ AS (
+    {_relations('pg_class c')}
+), @relations@, typ AS (
     SELECT t.oid, t.typowner, t.typacl, {qualified('ns.nspname', 't.typname')} AS qname,
            'type ' || {qualified('ns.nspname', 't.typname')} AS key
     FROM pg_type t JOIN ns ON ns.oid = t.typnamespace @scope_join@
@@ -111,13 +112,18 @@ WITH @scope_ctes@ ns AS (
 )
 """
 
+_WHOLE_RELATIONS = "rel AS (SELECT * FROM any_rel), acl_rel AS (SELECT * FROM any_rel)"
+"""``rel``: the relations whose objects are read; ``acl_rel``: those whose grants are."""
+
 
 def prefix(*, scoped: bool) -> str:
     """The CTEs every family reads; ``scoped`` limits the relations to :mod:`.scope`'s."""
-    parts = {"@scope_ctes@": scope.CTES, "@scope_join@": "CROSS JOIN scope",
-             "@scope_filter@": scope.RELATION_FILTER,
-             **{f"@scope_{family}@": scope.family_filter(family) for family in scope.FAMILIES}} if scoped else {}
+    parts = {
+        "@scope_ctes@": scope.CTES, "@scope_join@": "CROSS JOIN scope",
+        "@relations@": scope.relations(_relations(f"{scope.ROOT_CLASSES} s JOIN pg_class c ON c.oid = s.oid")),
+        **{f"@scope_{family}@": scope.family_filter(family) for family in scope.READ_WHEN_NAMED},
+    } if scoped else {"@relations@": _WHOLE_RELATIONS}
     text = _PREFIX
-    for marker in ("@scope_ctes@", "@scope_join@", "@scope_filter@", *(f"@scope_{f}@" for f in scope.FAMILIES)):
+    for marker in ("@scope_ctes@", "@scope_join@", "@relations@", *(f"@scope_{f}@" for f in scope.READ_WHEN_NAMED)):
         text = text.replace(marker, parts.get(marker, ""))
     return text

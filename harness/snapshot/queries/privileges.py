@@ -26,8 +26,12 @@ ACL_OBJECTS = f"""
     FROM acl_rel r
   UNION ALL
     SELECT '', r.key, quote_ident(a.attname), a.attacl, r.relowner, 'c', r.tbl
-    FROM acl_rel r JOIN pg_attribute a ON a.attrelid = r.oid
-    WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
+    FROM acl_rel r CROSS JOIN LATERAL (
+        -- Looked up per relation (OFFSET 0 keeps the subquery from being flattened): as a join,
+        -- the few granted columns were found by reading pg_attribute's whole index.
+        SELECT a.attname, a.attacl FROM pg_attribute a
+        WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL OFFSET 0
+    ) a
   UNION ALL
     SELECT '', format('schema %I', n.nspname), NULL, n.nspacl, n.nspowner, 'n', NULL FROM ns n
     WHERE {NOT_VERSION_SCHEMA}

@@ -46,10 +46,13 @@ _OWNED_BY_RELATION = {
 
 _RELATION_OF_TOUCHED = "\n    UNION ".join(
     [
-        # An index or a TOAST table stands for its table; any other relation for itself.
-        "SELECT coalesce(i.indrelid, tt.oid, t.objid) FROM touched t "
+        # An index or a TOAST table stands for its table; any other relation for itself. No
+        # index of pg_class leads from a TOAST table to its table: its internal dependency does.
+        "SELECT coalesce(i.indrelid, CASE WHEN c.relkind = 't' THEN (SELECT d.refobjid FROM pg_depend d "
+        "WHERE d.classid = 'pg_class'::regclass AND d.objid = t.objid AND d.deptype = 'i') END, t.objid) "
+        "FROM touched t "
         "LEFT JOIN pg_index i ON i.indexrelid = t.objid "
-        "LEFT JOIN pg_class tt ON tt.reltoastrelid = t.objid "
+        "LEFT JOIN pg_class c ON c.oid = t.objid "
         "WHERE t.classid = 'pg_class'::regclass"
     ]
     + [
@@ -112,6 +115,9 @@ TRACKING_OFF = f"""(SELECT count(*) FROM pg_event_trigger e JOIN pg_proc p ON p.
             WHERE n.nspname = '{TRACKING_SCHEMA}' AND e.evtenabled = 'A') < 2"""
 """The event triggers were dropped or disabled: the log may miss anything."""
 
+ROOT_CLASSES = "scope_class"
+"""The relations among the scope's roots, by oid: a CTE (for :func:`relations`)."""
+
 CTES = f"""
 RECURSIVE scope_request AS (
     SELECT nullif(current_setting('{SCOPE_SETTING}'), '')::jsonb AS request
@@ -125,12 +131,10 @@ RECURSIVE scope_request AS (
                    AND NOT ({_granted(tuple(kind for kinds in GRANTED_KINDS.values() for kind in kinds))}))
         OR {TRACKING_OFF} AS whole
     FROM scope_request s
-), scope_found AS (
+), scope AS (
     SELECT
         w.whole,
         ARRAY(
-            SELECT tbl FROM any_rel WHERE w.whole
-          UNION
             SELECT jsonb_array_elements_text(s.request->'roots')
           UNION
             SELECT n.nspname || '.' || c.relname FROM touched_relation r
@@ -166,23 +170,40 @@ RECURSIVE scope_request AS (
         ) AS families,
         (SELECT coalesce(max(id), 0) FROM {TRACKING_SCHEMA}.changes) AS last
     FROM scope_request s CROSS JOIN scope_whole w
-), scope AS (
-    SELECT f.*, CASE WHEN 'privileges' = ANY(f.families) THEN ARRAY(SELECT tbl FROM any_rel)
-                     ELSE f.roots END AS acl_roots
-    FROM scope_found f
+), {ROOT_CLASSES} (oid) AS (
+    -- A root names its relation as schema.table, unquoted: a name may hold a dot, so each dot
+    -- is tried as the separator, and both names are looked up by index.
+    SELECT c.oid FROM scope CROSS JOIN unnest(scope.roots) root CROSS JOIN generate_series(1, length(root)) i
+    JOIN pg_namespace n ON n.nspname = left(root, i - 1)::name
+    JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = substr(root, i + 1)::name
+    WHERE substr(root, i, 1) = '.' AND NOT scope.whole
 ),
 """
 """Prepended to the snapshot's own CTEs (``WITH`` then these, then ``ns AS ...``)."""
 
-RELATION_FILTER = "AND r.tbl = ANY(scope.roots)"
-"""A sequence is read as a relation of its own: the log names it when a command changes it, and
-``pg_depend`` when a command changes the table owning it.
 
-A whole scope lists every relation among its roots rather than passing the filter with an
-``OR``: the statement's plan is generic, and with the ``OR`` it cannot tell a scope of a few
-relations from all of them, so it joined every family's catalog whole (hash joins over all of
-``pg_attribute``, ``pg_constraint``, ``pg_trigger``...) to keep the few. Without it, a scoped read
-follows the few by index (see :func:`family_filter` for the same about families)."""
+def relations(rooted: str) -> str:
+    """The scoped ``rel`` and ``acl_rel`` CTEs (see :mod:`.common`); ``rooted`` is a query of
+    the relations in :data:`ROOT_CLASSES` that ends with its ``WHERE``.
+
+    A sequence is a relation here: the log names it when a command changes it, and
+    ``pg_depend`` when a command changes the table owning it. The relations in scope are found
+    from its roots by index rather than by listing every relation and keeping the few, and a
+    whole scope reads them all: the choice is a condition naming no column (evaluated once, it
+    skips the arm it rules out), not an ``OR`` in a join, which a generic plan must assume keeps
+    most rows (it joined every family's catalog whole to keep a few relations). The grants of
+    every relation are read when the ``privileges`` family is in scope."""
+    every_grant = "(SELECT whole OR 'privileges' = ANY(families) FROM scope)"
+    return f"""rel AS (
+    SELECT r.* FROM any_rel r WHERE (SELECT whole FROM scope)
+  UNION ALL
+    {rooted} AND NOT (SELECT whole FROM scope)
+), acl_rel AS (
+    SELECT r.* FROM any_rel r WHERE {every_grant}
+  UNION ALL
+    SELECT r.* FROM rel r WHERE NOT {every_grant}
+)"""
+
 
 FAMILIES = ("functions", "types", "privileges")
 """Objects read only when the log names one of their kind (a function, procedure or aggregate; a
@@ -191,18 +212,16 @@ caller asks for the family (``"@functions"`` among the roots). Functions and typ
 relation and their catalogs are the largest a schema has (every function of every extension, a
 row type and an array type per table); the privileges of a relation are otherwise read with it."""
 
+READ_WHEN_NAMED = ("functions", "types")
+"""The families with a CTE of their own (``fn``, ``typ``), filtered by :func:`family_filter`."""
+
 
 def family_filter(family: str) -> str:
-    """The condition that reads the objects of ``family`` (one of :data:`FAMILIES`); the
-    privileges of the relations in scope are read whatever the families.
-
-    Neither is a join condition with an ``OR``, which a generic plan must assume keeps most
-    rows: the privileges' relations are listed (``acl_roots``: every relation when the family is
-    read, else the roots), and the functions' and types' condition is a subquery that names no
-    column of the catalog read, which PostgreSQL evaluates once and, false, skips the catalog."""
-    if family == "privileges":
-        return "AND r.tbl = ANY(scope.acl_roots)"
+    """The condition that reads the objects of ``family`` (one of :data:`READ_WHEN_NAMED`): a
+    subquery that names no column of the catalog read, which PostgreSQL evaluates once and,
+    false, skips the catalog."""
     return f"AND (SELECT whole OR '{family}' = ANY(families) FROM scope)"
+
 
 SUMMARY = """
 SELECT NULL, NULL, jsonb_build_object('whole', whole, 'roots', to_jsonb(roots), 'keys', to_jsonb(keys),
