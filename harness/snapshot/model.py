@@ -8,6 +8,7 @@ just taken.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Literal, Mapping
 
 Change = Literal["added", "removed", "changed"]
@@ -38,6 +39,15 @@ class Snapshot:
     """Object key -> ``schema.table`` (unquoted) for a table, view, materialized view or foreign
     table and for what is defined on it: columns, constraints, indexes, triggers, rules,
     policies, statistics, grants."""
+
+    @functools.cached_property
+    def by_table(self) -> Mapping[str | None, frozenset[str]]:
+        """``schema.table`` -> the keys of its objects (the inverse of :attr:`tables`); None ->
+        the keys of the objects that belong to no table."""
+        keys: dict[str | None, set[str]] = {None: set()}
+        for key in self.objects:
+            keys.setdefault(self.tables.get(key), set()).add(key)
+        return {table: frozenset(found) for table, found in keys.items()}
 
     def to_json(self) -> dict[str, Any]:
         return {
