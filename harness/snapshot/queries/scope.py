@@ -184,7 +184,7 @@ RECURSIVE scope_request AS (
 
 def relations(rooted: str) -> str:
     """The scoped ``rel`` and ``acl_rel`` CTEs (see :mod:`.common`); ``rooted`` is a query of
-    the relations in :data:`ROOT_CLASSES` that ends with its ``WHERE``.
+    the relations in :data:`ROOT_CLASSES`.
 
     A sequence is a relation here: the log names it when a command changes it, and
     ``pg_depend`` when a command changes the table owning it. The relations in scope are found
@@ -197,7 +197,7 @@ def relations(rooted: str) -> str:
     return f"""rel AS (
     SELECT r.* FROM any_rel r WHERE (SELECT whole FROM scope)
   UNION ALL
-    {rooted} AND NOT (SELECT whole FROM scope)
+    SELECT r.* FROM ({rooted}) r WHERE NOT (SELECT whole FROM scope)
 ), acl_rel AS (
     SELECT r.* FROM any_rel r WHERE {every_grant}
   UNION ALL
