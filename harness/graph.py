@@ -92,6 +92,7 @@ class RevisionGraph:
         # Revisions that need nothing. A root with depends_on is a base to Alembic, not here.
         self.bases: State = frozenset(r for r in self.revisions if not self._parents[r])
         self._upgraded: dict[tuple[State, str], State] = {}
+        self._states: dict[frozenset[str], State] = {}
 
     @classmethod
     def load(cls, config: Config) -> RevisionGraph:
@@ -183,7 +184,10 @@ class RevisionGraph:
 
     def applied(self, state: Iterable[str]) -> frozenset[str]:
         """Every revision applied in ``state``: the heads and all they need, transitively."""
-        return frozenset().union(*(self._closure[self._check(r)] for r in state))
+        heads = [self._check(r) for r in state]
+        if len(heads) == 1:  # a linear history's every state: no copy of what it needs
+            return self._closure[heads[0]]
+        return frozenset().union(*(self._closure[r] for r in heads))
 
     def state_of(self, version_rows: Iterable[str]) -> State:
         """The state for what a database's ``alembic_version`` holds.
@@ -193,7 +197,11 @@ class RevisionGraph:
         with its own ancestor, or a ``depends_on`` on an ancestor) while other heads are applied
         inserts that ancestor too. Such rows describe the same applied set as the state.
         """
-        return self._heads_of(self.applied(version_rows))
+        rows = frozenset(version_rows)
+        # Remembered: every step of a run asks, and the answer costs a pass over what is applied.
+        if rows not in self._states:
+            self._states[rows] = self._heads_of(self.applied(rows))
+        return self._states[rows]
 
     def _heads_of(self, applied: frozenset[str]) -> State:
         needed = {p for rev in applied for p in self._parents[rev]}

@@ -120,6 +120,8 @@ class References:
         self._patched: set[State] = set()
         """States whose reference was patched from another's (see :meth:`adopt`)."""
         self._walk: _Walk | None = None
+        self._lent: set[str] = set()
+        """Templates of another's, used here and never dropped (see :meth:`lend`)."""
 
     def template(self, state: State) -> str:
         """The name of a database at ``state``; clone it, never connect to it for long.
@@ -137,6 +139,13 @@ class References:
                 if found is not None:
                     self._chain.kept[state] = found.name
         return self._chain.get(state)
+
+    def lend(self, state: State, name: str) -> None:
+        """Take ``name``, another's template of ``state``, as this one's: cloned like those
+        made here, dropped by its owner, never here."""
+        if state not in self._chain.kept:
+            self._chain.kept[state] = name
+            self._lent.add(name)
 
     def snapshot(self, state: State) -> Snapshot:
         """The schema every path to ``state`` must produce.
@@ -357,7 +366,8 @@ class References:
             self._walk.close()
             self._walk = None
         for name in [*self._chain.kept.values(), *(name for name, _ in self._derived.values())]:
-            self._server.drop_database(name)
+            if name not in self._lent:
+                self._server.drop_database(name)
         self._chain.kept.clear()
         self._derived.clear()
 

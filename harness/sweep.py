@@ -93,15 +93,44 @@ def run_sweep(
 
 def sweep_segment(session: Session, revisions: list[str],
                   progress: Callable[[str], None] | None = None) -> tuple[SweepOutcome, Coverage]:
-    """One segment on a fresh session of ``session``'s server and project; the roles its
-    migrations created are dropped afterwards (its databases are gone by then)."""
-    fresh = session.fresh()
+    """One segment on a fresh session of ``session``'s server and project, from a template
+    ``session`` keeps for the segments after it (see :func:`_start_of`); the roles the
+    segment's migrations created are dropped afterwards (its databases are gone by then)."""
+    start = _start_of(session, revisions[0])
     roles_before = roles.role_names(session.server.admin)
+    fresh = session.fresh()
+    if start is not None:
+        fresh.references.lend(*start)
     try:
         return _sweep(fresh, revisions, progress), fresh.coverage
     finally:
         fresh.close()
         roles.drop_new_roles(session.server.admin, roles_before, session.server.scratch_names(), SCRATCH_PREFIX)
+
+
+def _start_of(session: Session, revision: str) -> tuple[State, str] | None:
+    """The state ``revision`` starts from and ``session``'s template of it; None where that
+    state cannot be reached (the segment's own session then says why).
+
+    The template is made through the states where the history's segments before it start, in
+    order, each from the last one on its path, all kept: a process's templates then cost one
+    step per revision of the history, not a run from the base per segment (at 400 revisions,
+    1800 steps), and whichever segments a process swept before, a segment's template comes
+    from the same runs.
+    """
+    graph = session.project.graph
+    state = _state_before(session, revision)
+    path = graph.canonical_path(state)
+    stops = [_state_before(session, graph.revisions[position])
+             for position in range(SEGMENT, graph.revisions.index(revision), SEGMENT)]
+    try:
+        for stop in stops:
+            on_the_way = graph.canonical_path(stop)
+            if on_the_way == path[:len(on_the_way)]:
+                session.references.template(stop)
+        return state, session.references.template(state)
+    except Unreachable:
+        return None
 
 
 def _segments(history: list[str], chosen: list[str]) -> list[list[str]]:

@@ -15,7 +15,8 @@ from harness.server import roles
 from harness.session import open_session
 from harness.settings import load_settings
 from harness.snapshot import diff_snapshots, take_snapshot
-from harness.sweep import SEGMENT
+from harness.runner import Runner
+from harness.sweep import SEGMENT, _start_of
 from projects import Rev, make_project, numbered
 from projects import numbered_id as _rid
 
@@ -86,6 +87,37 @@ def test_jobs_below_one_is_an_error_naming_the_setting(tmp_path: Path, pg_server
     ini = make_project(tmp_path, _history()[:3])
     with pytest.raises(commands.HarnessError, match="jobs must be 1 or more"):
         commands.sweep(load_settings(ini, jobs=0), server=pg_server)
+
+
+def test_segments_start_from_templates_made_up_the_history_once(tmp_path: Path, pg_server, monkeypatch) -> None:
+    """A process makes the template a segment starts from out of the one the segment before
+    it starts from, and keeps both for the segments after: its templates cost one step per
+    revision, not a run from the base per segment. Whichever segments it swept before, the
+    runs that make a segment's template are the same."""
+    ini = make_project(tmp_path, numbered(LENGTH, {}))
+    runs: list[int] = []
+    run = Runner.run
+    monkeypatch.setattr(Runner, "run", lambda self, steps: runs.append(len(steps)) or run(self, steps))
+    settings = load_settings(ini)
+    third, second = _rid(2 * SEGMENT + 1), _rid(SEGMENT + 1)
+    with open_session(settings, pg_server) as in_order, open_session(settings, pg_server) as last_only:
+        assert _start_of(in_order, second)[0] == frozenset({_rid(SEGMENT)})
+        assert runs == [SEGMENT]
+        assert _start_of(in_order, third)[0] == frozenset({_rid(2 * SEGMENT)})
+        assert runs == [SEGMENT, SEGMENT]
+        runs.clear()
+        state, name = _start_of(last_only, third)
+        assert runs == [SEGMENT, SEGMENT]
+        runs.clear()
+        assert _start_of(last_only, second)[0] == frozenset({_rid(SEGMENT)})
+        assert runs == []
+        # A segment's own session uses the template and leaves it to its owner.
+        fresh = last_only.fresh()
+        fresh.references.lend(state, name)
+        assert fresh.references.template(state) == name
+        fresh.close()
+        assert name in pg_server.scratch_names()
+    assert name not in pg_server.scratch_names()
 
 
 def test_a_template_made_in_one_run_is_the_one_built_step_by_step(tmp_path: Path, pg_server) -> None:
