@@ -21,7 +21,7 @@ Every walk example and sweep edge then starts from a clone (about 10 ms) instead
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 import psycopg
 
@@ -146,6 +146,19 @@ class References:
         if state not in self._chain.kept:
             self._chain.kept[state] = name
             self._lent.add(name)
+
+    def has_template(self, state: State) -> bool:
+        """Whether ``state`` has a template already."""
+        return state in self._chain.kept
+
+    def forget(self, states: Iterable[State]) -> None:
+        """Drop the templates of ``states`` made here, for a caller that will not clone them
+        again (their snapshots stay): a template is a database, and a long run can pass many."""
+        for state in states:
+            name = self._chain.kept.get(state)
+            if name is not None and name not in self._lent:
+                del self._chain.kept[state]
+                self._server.drop_database(name)
 
     def snapshot(self, state: State) -> Snapshot:
         """The schema every path to ``state`` must produce.

@@ -109,28 +109,37 @@ def sweep_segment(session: Session, revisions: list[str],
 
 
 def _start_of(session: Session, revision: str) -> tuple[State, str] | None:
-    """The state ``revision`` starts from and ``session``'s template of it; None where that
-    state cannot be reached (the segment's own session then says why).
+    """The state ``revision`` starts from and ``session``'s template of it, kept for the
+    segments after it; None where that state cannot be reached (the segment's own session
+    then says why).
 
     The template is made through the states where the history's segments before it start, in
-    order, each from the last one on its path, all kept: a process's templates then cost one
-    step per revision of the history, not a run from the base per segment (at 400 revisions,
-    1800 steps), and whichever segments a process swept before, a segment's template comes
-    from the same runs.
+    order, each from the one before it on its path: a process's templates then cost one step
+    per revision of the history, not a run from the base per segment (at 400 revisions, 1800
+    steps), and whichever segments a process swept before, a segment's template comes from the
+    same runs. A process takes its segments up the history, so the templates on the way are
+    dropped once passed.
     """
     graph = session.project.graph
+    references = session.references
     state = _state_before(session, revision)
     path = graph.canonical_path(state)
-    stops = [_state_before(session, graph.revisions[position])
-             for position in range(SEGMENT, graph.revisions.index(revision), SEGMENT)]
+    passed: list[State] = [frozenset()] if state else []
+    for position in range(SEGMENT, graph.revisions.index(revision), SEGMENT):
+        stop = _state_before(session, graph.revisions[position])
+        on_the_way = graph.canonical_path(stop)
+        if stop != state and on_the_way == path[:len(on_the_way)]:
+            passed.append(stop)
+    # From the last one this process has (the start of the last segment it swept, or none).
+    first = max((i + 1 for i, stop in enumerate(passed) if references.has_template(stop)), default=0)
     try:
-        for stop in stops:
-            on_the_way = graph.canonical_path(stop)
-            if on_the_way == path[:len(on_the_way)]:
-                session.references.template(stop)
-        return state, session.references.template(state)
+        for stop in passed[first:]:
+            references.template(stop)
+        name = references.template(state)
     except Unreachable:
         return None
+    references.forget(passed)
+    return state, name
 
 
 def _segments(history: list[str], chosen: list[str]) -> list[list[str]]:

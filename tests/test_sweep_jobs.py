@@ -91,26 +91,25 @@ def test_jobs_below_one_is_an_error_naming_the_setting(tmp_path: Path, pg_server
 
 def test_segments_start_from_templates_made_up_the_history_once(tmp_path: Path, pg_server, monkeypatch) -> None:
     """A process makes the template a segment starts from out of the one the segment before
-    it starts from, and keeps both for the segments after: its templates cost one step per
-    revision, not a run from the base per segment. Whichever segments it swept before, the
-    runs that make a segment's template are the same."""
-    ini = make_project(tmp_path, numbered(LENGTH, {}))
+    it starts from: its templates cost one step per revision, not a run from the base per
+    segment. Whichever segments it swept before, the runs that make a segment's template are
+    the same; the templates passed on the way are dropped, the last one is kept."""
+    ini = make_project(tmp_path, numbered(3 * SEGMENT + 1, {}))
     runs: list[int] = []
     run = Runner.run
     monkeypatch.setattr(Runner, "run", lambda self, steps: runs.append(len(steps)) or run(self, steps))
     settings = load_settings(ini)
-    third, second = _rid(2 * SEGMENT + 1), _rid(SEGMENT + 1)
+    firsts = [_rid(k * SEGMENT + 1) for k in (1, 2, 3)]
+    at_last = frozenset({_rid(3 * SEGMENT)})
     with open_session(settings, pg_server) as in_order, open_session(settings, pg_server) as last_only:
-        assert _start_of(in_order, second)[0] == frozenset({_rid(SEGMENT)})
-        assert runs == [SEGMENT]
-        assert _start_of(in_order, third)[0] == frozenset({_rid(2 * SEGMENT)})
-        assert runs == [SEGMENT, SEGMENT]
+        for k, first in enumerate(firsts, 1):
+            assert _start_of(in_order, first)[0] == frozenset({_rid(k * SEGMENT)})
+            assert runs == [SEGMENT] * k
+        assert set(in_order.references._chain.kept) == {at_last}
         runs.clear()
-        state, name = _start_of(last_only, third)
-        assert runs == [SEGMENT, SEGMENT]
-        runs.clear()
-        assert _start_of(last_only, second)[0] == frozenset({_rid(SEGMENT)})
-        assert runs == []
+        state, name = _start_of(last_only, firsts[-1])
+        assert runs == [SEGMENT] * 3
+        assert set(last_only.references._chain.kept) == {at_last}
         # A segment's own session uses the template and leaves it to its owner.
         fresh = last_only.fresh()
         fresh.references.lend(state, name)

@@ -32,8 +32,12 @@ SELECT cn.nspname, c.relname, a.attname, s.seqrelid, quote_ident(sn.nspname) || 
   FROM pg_sequence s
   JOIN pg_class sc ON sc.oid = s.seqrelid
   JOIN pg_namespace sn ON sn.oid = sc.relnamespace
-  JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid
-                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+  -- Looked up per sequence (OFFSET 0 keeps it so): joined, the plan read every dependency on
+  -- a relation to find the sequences' (0.85 ms at 100 sequences against 0.66 ms).
+  CROSS JOIN LATERAL (SELECT d.refobjid, d.refobjsubid FROM pg_depend d
+                       WHERE d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid
+                         AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+                      OFFSET 0) d
   JOIN pg_class c ON c.oid = d.refobjid
   JOIN pg_namespace cn ON cn.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
