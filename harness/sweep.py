@@ -115,10 +115,10 @@ def _start_of(session: Session, revision: str) -> tuple[State, str] | None:
 
     The template is made through the states where the history's segments before it start, in
     order, each from the one before it on its path: a process's templates then cost one step
-    per revision of the history, not a run from the base per segment (at 400 revisions, 1800
-    steps), and whichever segments a process swept before, a segment's template comes from the
-    same runs. A process takes its segments up the history, so the templates on the way are
-    dropped once passed.
+    per revision of the history, not a run from the base per segment (the segments of 400
+    revisions: 350 steps, not 1400), and whichever segments a process swept before, a segment's
+    template comes from the same runs. A process takes its segments up the history, so the
+    templates on the way are dropped once passed.
     """
     graph = session.project.graph
     references = session.references
