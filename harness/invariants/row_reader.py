@@ -13,15 +13,15 @@ import psycopg
 from psycopg import sql
 
 from ..errors import HarnessError
-from ..prepared import fetch_prepared
+from ..prepared import INDEX_PLANS, fetch_prepared, set_local
 from ..snapshot.queries import scope
 from .data import ComparedColumn, Row, RowsSnapshot, TableName, TableRows
 
 # The text form of dates, intervals, floats and bytea depends on session settings; fixing them
 # makes two captures comparable whatever the connection's defaults are. row_security=off makes
 # a role that RLS would filter fail loudly instead of silently capturing a subset of the rows.
-# Merge joins are off for the same reason as in a snapshot (see harness.snapshot.reader): the
-# log's few changed objects would be joined with the whole of pg_depend.
+# Merge joins are off as in a snapshot (see harness.prepared.INDEX_PLANS): the log's few
+# changed objects would be joined with the whole of pg_depend.
 _SESSION = (
     "SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true),"
     " set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '1', true),"
@@ -29,10 +29,8 @@ _SESSION = (
     " set_config('enable_mergejoin', 'off', true)"
 )
 
-_BY_INDEX = "set_config('enable_hashjoin', 'off', true), set_config('enable_seqscan', 'off', true)"
-"""For the catalog statements a logged read starts with, which follow the log's few changes: a
-generic plan (see harness.snapshot.reader) otherwise scans whole catalogs to join them. Not
-for the reads of rows, which read whole tables."""
+_BY_INDEX = set_local(INDEX_PLANS)
+"""For the catalog statements a logged read starts with, which follow the log's few changes."""
 
 # A table's columns as the data checks compare them: names, types and type categories, in
 # order. An aggregate per table, looked up by index: as a join, a generic plan hashed the whole

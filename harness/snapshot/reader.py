@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import HarnessError
-from ..prepared import fetch_prepared
+from ..prepared import INDEX_PLANS, fetch_prepared
 from .model import Snapshot
 from .queries import SCOPE_SETTING, STATEMENT, VERSION_TABLE_SETTING
 
@@ -29,16 +29,8 @@ _SETTINGS = {
     # The statement's cost estimate crosses jit_above_cost on larger schemas; compiling it takes
     # longer (about 450 ms) than running it.
     "jit": "off",
-    # Its plan is generic and cannot know how few rows a scope has: a merge join walked the
-    # whole of pg_depend's index to follow the dependencies of a handful of changed objects
-    # (a scoped read of one revision's 28 objects: 4.4 ms at 400 tables, 3.2 ms without).
-    "enable_mergejoin": "off",
-    # For the same reason it hashed whole catalogs (every row of pg_attribute, pg_depend,
-    # pg_proc) to join them with a few relations. Indexes keep a scoped read proportional to
-    # its scope (one revision's relations at 400 tables: 5.0 ms instead of 8.7); a whole read
-    # is no slower (43 ms instead of 48).
-    "enable_hashjoin": "off",
-    "enable_seqscan": "off",
+    # Its plan is generic and cannot know how few objects a scope has.
+    **INDEX_PLANS,
 }
 
 _VERSION_OID = f"SELECT current_setting('{VERSION_TABLE_SETTING}')"
