@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Iterator
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -20,7 +21,8 @@ SQLALCHEMY_2 = int(sa.__version__.split(".")[0]) >= 2
 
 
 def in_autocommit(conn: Connection, statement: str) -> list[tuple] | None:
-    """The rows of ``statement`` run in one round trip, in the driver's autocommit mode.
+    """The rows of ``statement`` run in one round trip, in the driver's autocommit mode; of
+    its last statement, if it holds several.
 
     None, with nothing run, where that cannot be done: inside a transaction, or with a driver
     that has no autocommit switch. The driver's errors are raised as they are.
@@ -32,6 +34,9 @@ def in_autocommit(conn: Connection, statement: str) -> list[tuple] | None:
     try:
         with contextlib.closing(driver.cursor()) as cursor:
             cursor.execute(statement)
+            # psycopg 3 stands on the first statement's result (psycopg2 keeps only the last)
+            while isinstance(driver, psycopg.Connection) and cursor.nextset():
+                pass
             return cursor.fetchall() if cursor.description else []
     finally:
         driver.autocommit = False

@@ -185,30 +185,77 @@ class References:
         path = graph.canonical_path(state)
         walk = self._walk
         if walk is None or not walk.goes_on_to(state):
-            if walk is not None:
-                walk.close()
-            start, _ = self._nearest(state)
-            self._walk = walk = _Walk(self._server, self._project, self.template(start), start,
-                                      scoped=self._scoped)
-        for step in path[len(walk.path):]:
+            walk = self._walk_from_nearest(state)
+        together = True
+        while len(walk.path) < len(path):
+            rest = path[len(walk.path):]
+            # The first run of a walk tells whether the rest can go in one (and be read between).
+            if together and len(rest) > 1 and walk.runner.shares_connection:
+                together = False
+                if self._walk_together(walk, rest):
+                    return
+                walk = self._walk_from_nearest(state)
+                continue
             before = walk.state
-            outcome = walk.advance(step)
+            outcome = walk.advance(rest[0])
             if not outcome.ok:
                 walk.close()
                 self._walk = None
-                self._fail(graph.after_upgrade(walk.state, step.revision), step, outcome)
-            if walk.state in self._snapshots:
-                walk.matched()
-            elif walk.since is not None and before in self._snapshots:
-                read = walk.read()
-                if read.scope is None:
-                    self._snapshots[walk.state] = read.snapshot
-                else:
-                    self.adopt(walk.state, read.scope.patch(self._snapshots[before], read.snapshot),
-                               patched=True)
+                self._fail(graph.after_upgrade(walk.state, rest[0].revision), rest[0], outcome)
+            self._record(walk, before, walk.conn)
+
+    def _walk_from_nearest(self, state: State) -> _Walk:
+        """A new reference walk, from the nearest template on the path to ``state``."""
+        if self._walk is not None:
+            self._walk.close()
+            self._walk = None
+        start, _ = self._nearest(state)
+        self._walk = _Walk(self._server, self._project, self.template(start), start, scoped=self._scoped)
+        return self._walk
+
+    def _walk_together(self, walk: _Walk, steps: list[Step]) -> bool:
+        """Advance ``walk`` by ``steps`` in one env.py run, reading each state between its steps
+        on the migration's own connection; False, with the walk closed and what the run read
+        forgotten, if that run failed (the caller goes again one run a step: a revision may
+        need the one before it committed, and a failure is reported as a run of its own would
+        report it)."""
+        recorded: list[State] = []
+
+        def between(step: Step, conn: psycopg.Connection) -> None:
+            before = walk.state
+            walk.state = self._project.graph.after_upgrade(before, step.revision)
+            walk.path = [*walk.path, step]
+            if walk.state not in self._snapshots:
+                recorded.append(walk.state)
+            self._record(walk, before, conn)
+
+        try:
+            if walk.runner.run(steps, between=between).ok:
+                return True
+        except BaseException:
+            walk.close()
+            self._walk = None
+            raise
+        for state in recorded:
+            self._snapshots.pop(state, None)
+            self._patched.discard(state)
+        walk.close()
+        self._walk = None
+        return False
+
+    def _record(self, walk: _Walk, before: State, conn: psycopg.Connection) -> None:
+        """Take the snapshot of the state ``walk`` just reached from ``before``, read on ``conn``."""
+        if walk.state in self._snapshots:
+            walk.matched(conn)
+        elif walk.since is not None and before in self._snapshots:
+            read = walk.read(conn)
+            if read.scope is None:
+                self._snapshots[walk.state] = read.snapshot
             else:
-                self._take(walk.state, walk.conn)
-                walk.matched()
+                self.adopt(walk.state, read.scope.patch(self._snapshots[before], read.snapshot), patched=True)
+        else:
+            self._take(walk.state, conn)
+            walk.matched(conn)
 
     def read_at(self, state: State, read: Callable[[psycopg.Connection], T]) -> T:
         """What ``read`` finds in a database at ``state``.
@@ -413,7 +460,7 @@ class _Walk:
             without a log."""
             if scoped and install_tracking(self.conn):
                 self.since = 0
-                self.matched()
+                self.matched(self.conn)
         except BaseException:
             server.drop_database(self.database.name)
             raise
@@ -423,15 +470,17 @@ class _Walk:
         path = self._graph.canonical_path(state)
         return len(self.path) < len(path) and path[:len(self.path)] == self.path
 
-    def matched(self) -> None:
-        """The database now matches its state's known snapshot: later reads start here."""
+    def matched(self, conn: psycopg.Connection) -> None:
+        """The database now matches its state's known snapshot: later reads start here.
+        ``conn`` sees what the steps did: this walk's session, or the migration's own during
+        its run."""
         if self.since is not None:
-            self.since = self.conn.execute(f"SELECT coalesce(max(id), 0) FROM {TRACKING_SCHEMA}.changes").fetchone()[0]
+            self.since = conn.execute(f"SELECT coalesce(max(id), 0) FROM {TRACKING_SCHEMA}.changes").fetchone()[0]
 
-    def read(self) -> ScopedRead:
+    def read(self, conn: psycopg.Connection) -> ScopedRead:
         """What changed since the last match (whole, where the log cannot place a change)."""
         assert self.since is not None
-        read = take_scoped_snapshot(self.conn, self._version_table, since=self.since, versions=True)
+        read = take_scoped_snapshot(conn, self._version_table, since=self.since, versions=True)
         self.since = read.last
         return read
 

@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import os
 import time
-from pathlib import Path
-from types import CodeType
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
+import psycopg
 import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationStep
 from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -40,14 +37,15 @@ from sqlalchemy.pool import NullPool
 from . import builtin_env
 from .connection import SQLALCHEMY_2, default_driver, ended, in_autocommit, sync_url
 from .deadline import StepHang, step_deadline
+from .env_run import Between, Tracker, driver_of, run_env_py
 from .errors import HarnessError, Terminated
 from .graph import Op, RevisionGraph, Step, source_location
+from .server.roles import ROLE_OPTIONS
 
 if TYPE_CHECKING:
     from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext, RevisionStep
-    from alembic.script import ScriptDirectory
-    from .server.role_ledger import RoleLedger
+    from alembic.runtime.migration import MigrationContext
+    from .server.role_ledger import RoleLedger, Roles
     from sqlalchemy.engine import URL, Connection
 
 
@@ -170,6 +168,10 @@ class Runner:
             ) from exc
         self._conn: Connection | None = None
         self._backend_pid: int | None = None
+        self.shares_connection: bool | None = None
+        """Whether env.py migrated, in its last run, on the connection the harness handed it,
+        of psycopg 3: reads between its steps (``run(between=...)``) can then be made there.
+        None before the first run."""
 
     def __enter__(self) -> Runner:
         return self
@@ -186,15 +188,24 @@ class Runner:
 
     # -- public moves ----------------------------------------------------------------------
 
-    def run(self, steps: Sequence[Step]) -> StepOutcome:
+    def run(self, steps: Sequence[Step], *, between: Between | None = None) -> StepOutcome:
         """Apply ``steps`` in one env.py run, exactly those revisions, in that order.
 
         The steps must be legal one after the other from the database's current state
         (:class:`HarnessError` otherwise, before anything runs). Like one ``alembic`` command,
         they share env.py's transaction layout: one transaction unless env.py asks for one
         per migration.
+
+        ``between(step, conn)`` is called after each step, on the migration's own connection
+        (see :attr:`shares_connection`), in a savepoint rolled back afterwards: it sees what the
+        step did, committed or not, and whatever it sets or writes never reaches the next
+        migration. What it raises ends the run (rolled back as a failed step would be) and is
+        raised here, never reported as the migration's failure.
         """
         steps = tuple(steps)
+        if between is not None and not isinstance(driver_of(self._connection()), psycopg.Connection):
+            raise HarnessError(f"reads between steps need a psycopg 3 connection, not {self._engine.dialect.driver}",
+                               hint="a harness bug: callers ask Runner.shares_connection first")
 
         def plan(heads: frozenset[str]) -> Sequence[Step]:
             state = self.graph.state_of(heads)
@@ -204,7 +215,7 @@ class Runner:
 
         last = steps[-1] if steps else None
         destination = last.revision if last is not None and last.op == "upgrade" else None
-        return self._execute(plan, destination, steps)
+        return self._execute(plan, destination, steps, between)
 
     def jump(self, op: Op, target: str) -> StepOutcome:
         """``alembic <op> <target>``, steps planned by Alembic (to a revision, heads, base)."""
@@ -218,7 +229,7 @@ class Runner:
 
     def current(self) -> frozenset[str]:
         """The rows of ``alembic_version`` now (empty when the table does not exist)."""
-        return self._read_heads(self._connection())
+        return self._read_heads(self._connection())[0]
 
     # -- one env.py run --------------------------------------------------------------------
 
@@ -230,6 +241,12 @@ class Runner:
                 # so that its locks go with it.
                 with ended(self._conn):
                     self._backend_pid = self._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                driver = driver_of(self._conn)
+                if isinstance(driver, psycopg.Connection):
+                    # psycopg answers a ROLLBACK on a connection where it prepared statements
+                    # of its own with DEALLOCATE ALL, which would also take those the harness
+                    # prepares there to read between steps (see harness.prepared).
+                    driver.prepare_threshold = None
             except sa.exc.DBAPIError as exc:
                 raise HarnessError(
                     f"cannot connect to {make_url(self.url).render_as_string()}: "
@@ -237,19 +254,22 @@ class Runner:
                 ) from exc
         return self._conn
 
-    def _fresh_session(self) -> Connection:
-        """The connection, reset as if new, outside any transaction.
+    def _fresh_session(self, read_roles: bool = False) -> tuple[Connection, Roles | None]:
+        """The connection, reset as if new, outside any transaction; with ``read_roles``, the
+        cluster's roles read in the same round trip, where the driver allows (else None).
 
         Each run stands for a separate ``alembic`` command: what a previous migration SET,
         assumed (SET ROLE) or created as TEMP must not leak into the next. A connection that
         died in between (a migration may terminate other backends) is replaced once.
         """
         try:
-            return self._reset(self._connection())
+            conn = self._connection()
+            return conn, self._reset(conn, read_roles)
         except sa.exc.DBAPIError:
             self._discard_connection()
         try:
-            return self._reset(self._connection())
+            conn = self._connection()
+            return conn, self._reset(conn, read_roles)
         except sa.exc.DBAPIError as exc:
             self._discard_connection()
             raise HarnessError(
@@ -257,25 +277,30 @@ class Runner:
                 f"{_first_line(str(exc.orig))}"
             ) from exc
 
-    def _reset(self, conn: Connection) -> Connection:
+    def _reset(self, conn: Connection, read_roles: bool) -> Roles | None:
         statements = ("SET SESSION AUTHORIZATION DEFAULT", "RESET ALL", "DISCARD TEMP",
                       f"SET statement_timeout = {self.statement_timeout_ms}")
-        # One round trip instead of six (BEGIN, four statements, COMMIT) where the driver can.
-        if in_autocommit(conn, "; ".join(statements)) is None:
+        # One round trip instead of six (BEGIN, four statements, COMMIT) where the driver can;
+        # the role ledger's reading before the run goes with it.
+        rows = in_autocommit(conn, "; ".join((*statements, ROLE_OPTIONS) if read_roles else statements))
+        if rows is None:
             with conn.begin():  # a legacy 1.4 connection has no commit()
                 for statement in statements:
                     conn.exec_driver_sql(statement)
-        return conn
+            return None
+        return dict(rows) if read_roles else None
 
     def _execute(
         self,
         plan: Callable[[frozenset[str]], Sequence[Step]],
         destination: str | None,
         steps: tuple[Step, ...],
+        between: Between | None = None,
     ) -> StepOutcome:
         if self.roles is None:
-            return self._execute_once(plan, destination, steps)
-        return self.roles.run(make_url(self.url).database, lambda: self._execute_once(plan, destination, steps),
+            return self._execute_once(plan, destination, steps, between)[0]
+        return self.roles.run(make_url(self.url).database,
+                              lambda: self._execute_once(plan, destination, steps, between, self.roles),
                               resumable=not steps)
 
     def _execute_once(
@@ -283,9 +308,15 @@ class Runner:
         plan: Callable[[frozenset[str]], Sequence[Step]],
         destination: str | None,
         steps: tuple[Step, ...],
-    ) -> StepOutcome:
-        tracker = _Tracker(self.graph, plan, self._check_context)
-        conn = self._fresh_session()
+        between: Between | None = None,
+        roles: RoleLedger | None = None,
+    ) -> tuple[StepOutcome, Roles, Roles]:
+        """One run, and with ``roles`` the cluster's roles just before and just after it (read
+        in the messages the run sends anyway where the driver allows, else by the ledger)."""
+        tracker = Tracker(self.graph, plan, self._check_context, between)
+        conn, before = self._fresh_session(read_roles=roles is not None)
+        if roles is not None and before is None:
+            before = roles.read()
         started = time.perf_counter()
         error: BaseException | None = None
         try:
@@ -317,7 +348,9 @@ class Runner:
             raise tracker.harness_error
         if self.strict_env and not tracker.called:
             raise self._env_error(error)
-        heads = self._heads_after()
+        heads, after = self._heads_after(read_roles=roles is not None)
+        if roles is not None and after is None:
+            after = roles.read()
         common = dict(
             steps=tracker.steps if tracker.steps is not None else steps,
             heads_before=tracker.heads_before,
@@ -325,10 +358,12 @@ class Runner:
             duration_s=duration,
         )
         if error is not None:
-            return self._failure(error, tracker, common)
-        if not tracker.called:
-            return StepOutcome(ok=False, error=_NO_RUN.format(env_py=self._env_py()), **common)
-        return StepOutcome(ok=True, **common)
+            outcome = self._failure(error, tracker, common)
+        elif not tracker.called:
+            outcome = StepOutcome(ok=False, error=_NO_RUN.format(env_py=self._env_py()), **common)
+        else:
+            outcome = StepOutcome(ok=True, **common)
+        return outcome, before or {}, after or {}
 
     def _run_env(self, environment: EnvironmentContext, conn: Connection) -> None:
         if self.env == "builtin":
@@ -337,7 +372,7 @@ class Runner:
                 transaction_per_migration=self.transaction_per_migration,
             )
         else:
-            _run_env_py(self.graph.script)
+            run_env_py(self.graph.script)
 
     def _env_py(self) -> str:
         return ("the built-in env" if self.env == "builtin"
@@ -355,6 +390,7 @@ class Runner:
         database = make_url(self.url).database
         # The connection the harness opened on the scratch database needs no asking.
         handed = context.connection is self._conn
+        self.shares_connection = handed and isinstance(driver_of(context.connection), psycopg.Connection)
         actual = database if handed else context.connection.exec_driver_sql("SELECT current_database()").scalar()
         if actual != database:
             hint = f"{_ENV_VAR_HINT}, or {_BUILTIN_HINT}"
@@ -440,29 +476,34 @@ class Runner:
         with contextlib.suppress(Exception), self._engine.connect() as conn:
             conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
 
-    def _heads_after(self) -> frozenset[str] | None:
+    def _heads_after(self, read_roles: bool = False) -> tuple[frozenset[str] | None, Roles | None]:
         try:
-            return self._read_heads(self._connection())
+            return self._read_heads(self._connection(), read_roles)
         except Exception:
             self._discard_connection()
-            return None
+            return None, None
 
-    def _read_heads(self, conn: Connection) -> frozenset[str]:
+    def _read_heads(self, conn: Connection, read_roles: bool = False) -> tuple[frozenset[str], Roles | None]:
+        """The rows of the version table; with ``read_roles``, the cluster's roles in the same
+        round trip where it can be had (else None)."""
         quote = conn.dialect.identifier_preparer.quote
         name = ".".join(quote(part) for part in self.version_table)
         # One round trip where the version table exists, as it does after the first upgrade.
+        query = f"SELECT NULL, version_num FROM {name}"
         try:
-            rows = in_autocommit(conn, f"SELECT version_num FROM {name}")
+            rows = in_autocommit(conn, f"{query} UNION ALL {ROLE_OPTIONS}" if read_roles else query)
         except Exception:  # noqa: BLE001 - the driver's own error; asked again below, by name
             rows = None
         if rows is not None:
-            return frozenset(row[0] for row in rows)
+            # A role's row has its name first, a version's NULL.
+            roles = {role: options for role, options in rows if role is not None}
+            return frozenset(version for role, version in rows if role is None), roles if read_roles else None
         with ended(conn):
             if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": name}).scalar() is None:
-                return frozenset()
-            return frozenset(conn.exec_driver_sql(f"SELECT version_num FROM {name}").scalars())
+                return frozenset(), None
+            return frozenset(conn.exec_driver_sql(f"SELECT version_num FROM {name}").scalars()), None
 
-    def _failure(self, error: BaseException, tracker: _Tracker, common: dict) -> StepOutcome:
+    def _failure(self, error: BaseException, tracker: Tracker, common: dict) -> StepOutcome:
         location = source_location(error, self.graph.script.dir)
         where = f" ({location})" if location else ""
         step = tracker.current
@@ -479,81 +520,6 @@ class Runner:
             sqlstate=sqlstate,
             **common,
         )
-
-
-class _Tracker:
-    """The work function handed to Alembic; remembers how far the run got.
-
-    Alembic calls it once per ``context.run_migrations()`` with the heads it read, and runs
-    each step it yields before asking for the next, so the last step yielded is the one any
-    exception belongs to -- including one raised when its transaction commits.
-    """
-
-    def __init__(
-        self,
-        graph: RevisionGraph,
-        plan: Callable[[frozenset[str]], Sequence[Step]],
-        check: Callable[[MigrationContext], None],
-    ):
-        self.graph = graph
-        self.plan = plan
-        self.check = check
-        self.called = False
-        self.heads_before: frozenset[str] | None = None
-        self.steps: tuple[Step, ...] | None = None
-        self.current: Step | None = None
-        self.harness_error: HarnessError | None = None
-
-    def __call__(self, heads: Iterable[str], context: MigrationContext) -> Iterator[RevisionStep]:
-        if self.called:
-            raise self._harness_error(HarnessError(
-                "env.py called context.run_migrations() more than once",
-                hint="the harness migrates one database; use a single-database env.py",
-            ))
-        self.called = True
-        self.heads_before = frozenset(heads)
-        try:
-            self.check(context)
-            self.steps = tuple(self.plan(self.heads_before))
-        except HarnessError as exc:
-            raise self._harness_error(exc) from None
-        return self._walk(self.steps)
-
-    def _walk(self, steps: tuple[Step, ...]) -> Iterator[RevisionStep]:
-        revision_map = self.graph.script.revision_map
-        for step in steps:
-            self.current = step
-            make = (MigrationStep.upgrade_from_script if step.op == "upgrade"
-                    else MigrationStep.downgrade_from_script)
-            yield make(revision_map, self.graph.revision(step.revision))
-
-    def _harness_error(self, exc: HarnessError) -> HarnessError:
-        self.harness_error = exc
-        return exc
-
-
-_ENV_CODE: dict[tuple[str, int, int], CodeType] = {}
-"""env.py compiled once per process (by path, modification time and size), run many times."""
-
-
-def _run_env_py(script: ScriptDirectory) -> None:
-    """What ``script.run_env()`` does, without reading and compiling env.py on every run.
-
-    Each run still executes env.py in a fresh module, as Alembic does; a sourceless env.py
-    (only a .pyc) is left to Alembic.
-    """
-    path = Path(script.dir) / "env.py"
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        script.run_env()
-        return
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _ENV_CODE:
-        _ENV_CODE[key] = compile(path.read_bytes(), str(path), "exec")
-    spec = importlib.util.spec_from_file_location("env_py", path)
-    module = importlib.util.module_from_spec(spec)
-    exec(_ENV_CODE[key], module.__dict__)  # noqa: S102 - the project's own env.py, as Alembic runs it
 
 
 def _raised_in(exc: BaseException, module: str) -> bool:

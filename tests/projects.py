@@ -44,6 +44,9 @@ ENV_VAR_NAME = "HARNESS_TEST_MIGRATION_URL"
 
 DRIVER = os.environ.get("HARNESS_TEST_DRIVER", "psycopg")
 """The SQLAlchemy driver tests run migrations with; the old-stack tox env sets psycopg2."""
+READS_BETWEEN_STEPS = DRIVER == "psycopg"
+"""Whether the harness can read between the steps of one run, on the migration's own connection
+(psycopg 3 only: on psycopg2 each step of the reference walk is a run of its own)."""
 APP_URL_NAME = "HARNESS_TEST_APP_URL"
 
 RevIds = str | tuple[str, ...] | None

@@ -23,7 +23,7 @@ from harness.errors import HarnessError
 from harness.graph import BASE, RevisionGraph, Step
 from harness.runner import Runner
 
-from projects import DRIVER, ENV_VAR_NAME, Rev, chain, make_project
+from projects import DRIVER, ENV_VAR_NAME, READS_BETWEEN_STEPS, Rev, chain, make_project
 
 
 DIAMOND = [*chain("a", "b", "c"), Rev("d", down="a"), Rev("m", down=("c", "d")), Rev("e", down="m")]
@@ -358,3 +358,61 @@ def test_connection_is_idle_between_runs(make_runner, scratch_db, pg_conn):
         "SELECT state FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
         (scratch_db.name,)).fetchall()
     assert states == [("idle",)]
+
+
+# --- reads between the steps of one run -------------------------------------------------------
+
+@pytest.mark.parametrize("env", ["cookbook", "per_migration"])
+def test_a_read_between_steps_sees_each_step_and_leaves_nothing(make_runner, pg_conn, env):
+    """Each read sees the step just run, committed or not; what it creates or sets (here a
+    search_path that would leave the next migration nowhere to create its table) is gone
+    before the next migration runs."""
+    graph, runner = make_runner(chain("a", "b", "c"), env=env)
+    seen = []
+
+    def between(step, conn):
+        seen.append((step.revision, conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 't!_%' "
+                                                 "ESCAPE '!'").fetchone()[0]))
+        conn.execute(f"CREATE TABLE read_{step.revision} (id int)")
+        conn.execute("SET search_path = nowhere")
+        conn.execute("SELECT set_config('lock_timeout', '1ms', true)")
+
+    if not READS_BETWEEN_STEPS:
+        with pytest.raises(HarnessError, match="need a psycopg 3 connection, not psycopg2"):
+            runner.run(up("a", "b", "c"), between=between)
+        assert tables(pg_conn) == set()
+        return
+    outcome = runner.run(up("a", "b", "c"), between=between)
+    assert outcome.ok, outcome.error
+    assert seen == [("a", 1), ("b", 2), ("c", 3)]
+    assert tables(pg_conn) == {"t_a", "t_b", "t_c"} and outcome.heads == S("c")
+    assert runner.shares_connection
+
+
+@pytest.mark.parametrize("failing", ["python", "sql"])
+def test_what_a_read_between_steps_raises_is_raised_not_reported(make_runner, pg_conn, failing):
+    """A read that fails is the harness's own error, not the migration's: the run ends
+    (rolled back like a failed step) and the runner goes on."""
+    graph, runner = make_runner(chain("a", "b"))
+
+    def between(step, conn):
+        if failing == "python":
+            raise RuntimeError("the reader broke")
+        conn.execute("SELECT * FROM the_reader_broke")
+
+    raised = (RuntimeError, psycopg.errors.UndefinedTable) if READS_BETWEEN_STEPS else HarnessError
+    with pytest.raises(raised, match="reader.broke" if READS_BETWEEN_STEPS else "psycopg 3"):
+        runner.run(up("a", "b"), between=between)
+    assert tables(pg_conn) == set()
+    assert runner.run(up("a", "b")).ok and tables(pg_conn) == {"t_a", "t_b"}
+
+
+@pytest.mark.parametrize(("env", "shares"), [("cookbook", READS_BETWEEN_STEPS), ("generic", False)])
+def test_the_runner_knows_whether_env_py_migrates_on_its_connection(make_runner, pg_conn, env, shares):
+    """An env.py that builds its own engine migrates where no read between steps could be made
+    without a connection of its own, and so does psycopg2: the runner says so after its first
+    run."""
+    graph, runner = make_runner(chain("a"), env=env)
+    assert runner.shares_connection is None
+    assert runner.run(up("a")).ok
+    assert runner.shares_connection is shares

@@ -37,6 +37,9 @@ from . import roles
 if TYPE_CHECKING:
     from ..runner import StepOutcome
 
+Roles = dict[str, str]
+"""Each role's name and its options, as ``CREATE ROLE`` takes them."""
+
 MENDS = 4
 """Runs of one step at most: each failure mended is a role, and histories make few at once."""
 
@@ -91,11 +94,16 @@ class RoleLedger:
                     self._admin().execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
             self._refresh()
 
-    def _ran(self, database: str, before: dict[str, str]) -> None:
-        """A run in ``database`` ended: the roles that appeared since ``before`` are its
-        making, the roles that went are its dropping. Read on both sides of the run, not
-        remembered from the last one: roles made in between are someone else's."""
-        after = self._options = self._read()
+    def read(self) -> Roles:
+        """Every role of the cluster and its options now."""
+        with self._lock:
+            return self._read()
+
+    def _ran(self, database: str, before: Roles, after: Roles) -> None:
+        """A run in ``database`` ended: the roles that appeared between ``before`` and ``after``
+        are its making, the roles that went are its dropping. Read on both sides of the run,
+        not remembered from the last one: roles made in between are someone else's."""
+        self._options = after
         made = after.keys() - before.keys()
         gone = before.keys() - after.keys()
         self._made = (self._made - gone) | made
@@ -107,9 +115,12 @@ class RoleLedger:
         for name in gone:
             held.pop(name, None)
 
-    def run(self, database: str, attempt: Callable[[], StepOutcome], *, resumable: bool) -> StepOutcome:
-        """``attempt()``, a migration run in ``database``, and again while a role another
-        database made or dropped is what it failed on (a few times at most: one per role).
+    def run(self, database: str, attempt: Callable[[], tuple[StepOutcome, Roles, Roles]], *,
+            resumable: bool) -> StepOutcome:
+        """``attempt()``, a migration run in ``database`` with the roles just before and just
+        after it (the runner reads them in its own messages on either side: see
+        :data:`~harness.server.roles.ROLE_OPTIONS`), and again while a role another database
+        made or dropped is what it failed on (a few times at most: one per role).
 
         A run whose failure left earlier steps committed (a transaction per migration) runs
         again only if ``resumable``: a jump, planned again from where it stopped. The outcome
@@ -117,11 +128,9 @@ class RoleLedger:
         """
         outcome: StepOutcome | None = None
         for _ in range(MENDS):
+            again, before, after = attempt()
             with self._lock:
-                before = self._read()
-            again = attempt()
-            with self._lock:
-                self._ran(database, before)
+                self._ran(database, before, after)
             outcome = again if outcome is None else outcome.followed_by(again)
             if again.ok or (again.heads != again.heads_before and not resumable):
                 return outcome
@@ -172,5 +181,5 @@ class RoleLedger:
         self._options = self._read()
         self._made &= self._options.keys()
 
-    def _read(self) -> dict[str, str]:
+    def _read(self) -> Roles:
         return {name: options for name, options in self._admin().execute(roles.ROLE_OPTIONS)}
