@@ -410,27 +410,36 @@ def _plain_text(t: TypeInfo, hints: Hints) -> Plain:
     patterns = [re.compile(p) for p in hints.patterns]
     fixed = t.name == "bpchar" and t.length is not None
 
+    size = longest if fixed else min(max(shortest, 8), longest)
+
+    def option(n: int, alphabet: str, numbered: bool) -> str:
+        text = "".join(alphabet[(n * 7 + k * 3) % len(alphabet)] for k in range(size))
+        if numbered:
+            # The row number keeps values apart under unique keys, composite ones too.
+            text = (text[: max(size - len(str(n)), 0)] + str(n))[-longest:]
+        return text
+
     def make(n: int) -> str:
-        options = []
-        for alphabet in _ALPHABETS:
-            size = longest if fixed else min(max(shortest, 8), longest)
-            text = "".join(alphabet[(n * 7 + k * 3) % len(alphabet)] for k in range(size))
-            if any(ch.isdigit() for ch in alphabet):
-                # The row number keeps values apart under unique keys, composite ones too.
-                text = (text[: max(size - len(str(n)), 0)] + str(n))[-longest:]
-            options.append(text)
-        return next((o for o in options if all(p.search(o) for p in patterns)), options[0])
+        # The first alphabet whose text every pattern matches, else the first: made one at a
+        # time, as most columns have no pattern.
+        first = option(n, *_ALPHABETS[0])
+        if all(p.search(first) for p in patterns):
+            return first
+        matching = (text for text in (option(n, *alphabet) for alphabet in _ALPHABETS[1:])
+                    if all(p.search(text) for p in patterns))
+        return next(matching, first)
 
     return make
 
 
-_ALPHABETS = (
+_ALPHABETS = tuple((alphabet, any(ch.isdigit() for ch in alphabet)) for alphabet in (
     string.ascii_lowercase + string.digits,
     string.ascii_uppercase,
     string.digits,
     string.ascii_lowercase,
     string.ascii_letters + string.digits,
-)
+))
+"""Each alphabet of plain text, and whether it holds digits (the row number then goes in)."""
 _EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
 
 
