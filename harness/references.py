@@ -441,9 +441,10 @@ class References:
 
 
 class _Walk:
-    """The reference database: a clone of a template advanced up a canonical path, one
-    revision (one env.py run) at a time, on sessions kept between its steps; with ``scoped``,
-    logging its changes (where the server allows event triggers)."""
+    """The reference database: a clone of a template advanced up a canonical path (by
+    :meth:`References._walk_up_to`: a revision a run, or many in one run read between its
+    steps), on sessions kept between its runs; with ``scoped``, logging its changes (where the
+    server allows event triggers)."""
 
     def __init__(self, server: Server, project: Project, template: str, state: State, *,
                  scoped: bool) -> None:
