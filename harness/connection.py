@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 SQLALCHEMY_2 = int(sa.__version__.split(".")[0]) >= 2
 
 
+def driver_of(conn: Connection) -> object:
+    """The driver's own connection under a SQLAlchemy one."""
+    return conn.connection.dbapi_connection
+
+
 def in_autocommit(conn: Connection, statement: str) -> list[tuple] | None:
     """The rows of ``statement`` run in one round trip, in the driver's autocommit mode; of
     its last statement, if it holds several.
@@ -27,7 +32,7 @@ def in_autocommit(conn: Connection, statement: str) -> list[tuple] | None:
     None, with nothing run, where that cannot be done: inside a transaction, or with a driver
     that has no autocommit switch. The driver's errors are raised as they are.
     """
-    driver = conn.connection.dbapi_connection
+    driver = driver_of(conn)
     if conn.in_transaction() or not hasattr(driver, "autocommit"):
         return None
     driver.autocommit = True

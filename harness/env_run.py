@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 import psycopg
 from alembic.runtime.migration import MigrationStep
 
+from .connection import driver_of
 from .errors import HarnessError
 from .graph import RevisionGraph, Step
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext, RevisionStep
     from alembic.script import ScriptDirectory
-    from sqlalchemy.engine import Connection
 
 Between = Callable[[Step, psycopg.Connection], None]
 """A read made between the steps of one run: see :meth:`harness.runner.Runner.run`."""
@@ -41,7 +41,7 @@ class Tracker:
         self,
         graph: RevisionGraph,
         plan: Callable[[frozenset[str]], Sequence[Step]],
-        check: Callable[[MigrationContext], None],
+        check: Callable[[MigrationContext], bool],
         between: Between | None = None,
     ):
         self.graph = graph
@@ -64,7 +64,10 @@ class Tracker:
         self.called = True
         self.heads_before = frozenset(heads)
         try:
-            self.check(context)
+            # ``check`` also says whether the migration's connection can be read between steps.
+            if not self.check(context) and self.between is not None:
+                raise HarnessError("env.py migrates on a connection of its own: nothing can be read "
+                                   "between its steps", hint="a harness bug: callers ask Runner.shares_connection first")
             self.steps = tuple(self.plan(self.heads_before))
         except HarnessError as exc:
             raise self._harness_error(exc) from None
@@ -84,10 +87,8 @@ class Tracker:
 
     def _read_between(self, step: Step, context: MigrationContext) -> None:
         driver = driver_of(context.connection)
+        assert isinstance(driver, psycopg.Connection)  # checked before the first step
         try:
-            if not isinstance(driver, psycopg.Connection):
-                raise HarnessError("env.py migrates on a connection of its own: nothing can be read between its steps",
-                                   hint="a harness bug: callers ask Runner.shares_connection first")
             with driver.transaction(force_rollback=True):
                 self.between(step, driver)  # type: ignore[misc]
         except Exception as exc:
@@ -96,11 +97,6 @@ class Tracker:
     def _harness_error(self, exc: Exception) -> Exception:
         self.harness_error = exc
         return exc
-
-
-def driver_of(conn: Connection) -> object:
-    """The driver's own connection under a SQLAlchemy one."""
-    return conn.connection.dbapi_connection
 
 
 _ENV_CODE: dict[tuple[str, int, int], CodeType] = {}

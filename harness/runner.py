@@ -35,9 +35,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from . import builtin_env
-from .connection import SQLALCHEMY_2, default_driver, ended, in_autocommit, sync_url
+from .connection import SQLALCHEMY_2, default_driver, driver_of, ended, in_autocommit, sync_url
 from .deadline import StepHang, step_deadline
-from .env_run import Between, Tracker, driver_of, run_env_py
+from .env_run import Between, Tracker, run_env_py
 from .errors import HarnessError, Terminated
 from .graph import Op, RevisionGraph, Step, source_location
 from .server.roles import ROLE_OPTIONS
@@ -378,8 +378,10 @@ class Runner:
         return ("the built-in env" if self.env == "builtin"
                 else self.graph.script.env_py_location)
 
-    def _check_context(self, context: MigrationContext) -> None:
-        """Stop a run whose env.py would migrate elsewhere than the harness will look.
+    def _check_context(self, context: MigrationContext) -> bool:
+        """Stop a run whose env.py would migrate elsewhere than the harness will look; else
+        whether it migrates on the connection the harness handed it (see
+        :attr:`shares_connection`).
 
         Called before the first migration: an env.py that reads its URL from where the harness
         cannot reach (a settings module, a hard-coded URL) would otherwise migrate another
@@ -410,6 +412,7 @@ class Runner:
                 f"not in {'.'.join(self.version_table)}",
                 hint=f'set version_table = "{name}" in [tool.harness]',
             )
+        return self.shares_connection
 
     def _env_error(self, error: BaseException | None) -> HarnessError:
         """The env.py failure that stops the whole run, with the setting that would avoid it."""

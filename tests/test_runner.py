@@ -412,7 +412,12 @@ def test_the_runner_knows_whether_env_py_migrates_on_its_connection(make_runner,
     """An env.py that builds its own engine migrates where no read between steps could be made
     without a connection of its own, and so does psycopg2: the runner says so after its first
     run."""
-    graph, runner = make_runner(chain("a"), env=env)
+    graph, runner = make_runner(chain("a", "b"), env=env)
     assert runner.shares_connection is None
     assert runner.run(up("a")).ok
     assert runner.shares_connection is shares
+    if not shares:
+        # Asked anyway, the read is refused: there is no connection to read what env.py did.
+        with pytest.raises(HarnessError, match="psycopg 3|a connection of its own"):
+            runner.run(up("b"), between=lambda step, conn: None)
+        assert runner.current() == S("a")

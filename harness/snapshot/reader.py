@@ -50,15 +50,9 @@ _SETUP = sql.SQL("SELECT {settings}, set_config({scope}, %(scope)s, true), "
 )
 
 
-_SETUP_TEXT: list[str] = []
-"""``_SETUP`` rendered once a process: its literals are constants, and rendering them with every
-read took 56 microseconds of its Python time (6 to fill in the rendered text)."""
-
-
-def _setup_text(conn: psycopg.Connection) -> str:
-    if not _SETUP_TEXT:
-        _SETUP_TEXT.append(_SETUP.as_string(conn))
-    return _SETUP_TEXT[0]
+_SETUP_TEXT = _SETUP.as_string(None)
+"""``_SETUP`` rendered once: its literals are constants, and rendering them with every read took
+56 microseconds of its Python time (6 to fill in the rendered text)."""
 
 
 class SnapshotError(HarnessError):
@@ -93,7 +87,7 @@ def read_snapshot(
     tables: dict[str, str] = {}
     roles: set[str] = set()
     summary = None
-    setup = psycopg.ClientCursor(conn).mogrify(_setup_text(conn), {"schema": schema, "table": table, "scope": scope})
+    setup = psycopg.ClientCursor(conn).mogrify(_SETUP_TEXT, {"schema": schema, "table": table, "scope": scope})
     [[(version_oid,)], rows] = fetch_prepared(conn, [_VERSION_OID, (name, statement)], setup)
     for key, owner_table, attributes, referenced in rows:
         if key is None:
