@@ -19,7 +19,8 @@ Sections:
 - profile: where the sweep's time goes on that history, by the harness's own parts.
 - walk: migration steps per second on the bundled history and on the generated 100-revision
   one, each against the floor's on the same history (medians of three rounds, walk and floor in
-  turn), and the cost of a fresh example.
+  turn; a round's floor is itself the median of runs filling a second), and the cost of a fresh
+  example.
 - shrink: one walk of the data mutant of tests/mutants.py until its failure is shrunk.
 - snapshot: ``take_snapshot`` against the number of tables (see ``bench_snapshot.py``).
 - server: starting and stopping the embedded server, the fixed cost of every run.
@@ -185,7 +186,7 @@ def walk_against_floor(server: Server, ini: Path, rounds: int = 3) -> dict[str, 
     machine's speed drifts within minutes, and one walk against floors run after it measured
     the drift as much as the walk (a change the pairs found 5 % faster read 4.0x the floor's
     CPU a step, where the code before it had read 3.6x). The walk is the same each round: one
-    seed, one history.
+    seed, one history. A round's floor is several floors (see :func:`_floor_round`).
     """
     floor_steps = 3 * len(Session(load_settings(ini), server).project.graph.revisions)
     walks, floors = [], []
@@ -196,7 +197,7 @@ def walk_against_floor(server: Server, ini: Path, rounds: int = 3) -> dict[str, 
         walks.append((time.perf_counter() - started, cpu))
         if not result.ok:
             raise RuntimeError(f"the walk of {ini} found something: {[v.headline() for v in result.violations]}")
-        floors.append(cpu_seconds(server, lambda: floor_on_fresh_database(server, ini)))
+        floors.append(_floor_round(server, ini))
     took, cpu = _medians(walks)
     floor, floor_cpu_s = _medians(floors)
     steps = result.coverage["steps"]
@@ -204,6 +205,21 @@ def walk_against_floor(server: Server, ini: Path, rounds: int = 3) -> dict[str, 
     return {"walk_s": took, "migration_steps": steps, "steps_per_s": steps / took,
             "floor_steps_per_s": floor_steps / floor, "per_step_ratio": (floor_steps / floor) / (steps / took),
             "walk_cpu_s": cpu, "floor_cpu_s": floor_cpu_s, "per_step_cpu_ratio": cpu_ratio, "rounds": rounds}
+
+
+FLOOR_ROUND_S = 1.0
+"""The least a round's floor runs for: one floor of the bundled history is 15 steps in about
+0.15 s, and single runs of it spread over 130-290 ms within a minute (medians of nine:
+160-180 ms), which moved the walk's ratio more than any change measured against it."""
+
+
+def _floor_round(server: Server, ini: Path) -> tuple[float, float | None]:
+    """The median of as many floors, each on a fresh database, as fill :data:`FLOOR_ROUND_S`
+    (at least three)."""
+    runs = [cpu_seconds(server, lambda: floor_on_fresh_database(server, ini))]
+    while len(runs) < 3 or sum(wall for wall, _ in runs) < FLOOR_ROUND_S:
+        runs.append(cpu_seconds(server, lambda: floor_on_fresh_database(server, ini)))
+    return _medians(runs)
 
 
 def _medians(runs: list[tuple[float, float | None]]) -> tuple[float, float | None]:
