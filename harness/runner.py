@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
 import time
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
@@ -168,6 +169,7 @@ class Runner:
             ) from exc
         self._conn: Connection | None = None
         self._backend_pid: int | None = None
+        self._opening: threading.Thread | None = None
         self.shares_connection: bool | None = None
         """Whether env.py migrated, in its last run, on the connection the harness handed it,
         of psycopg 3: reads between its steps (``run(between=...)``) can then be made there.
@@ -181,6 +183,7 @@ class Runner:
 
     def close(self) -> None:
         """Close the connection and engine; the database can then be dropped or cloned."""
+        self._opened()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -233,7 +236,35 @@ class Runner:
 
     # -- one env.py run --------------------------------------------------------------------
 
+    def open_ahead(self) -> None:
+        """Connect in a thread while the caller does something else before the first run.
+
+        A new engine's first connection reads the server's settings (the dialect's
+        initialisation): about 8 ms, once per scratch database, which a trial spends reading
+        its rows on another session. A failure here is left to the first run, which connects
+        again and reports it.
+        """
+        def connect() -> None:
+            try:
+                self._connect()
+            except Exception:  # noqa: BLE001 - the first run's own connection reports it
+                self._discard_connection()
+
+        self._opened()
+        self._opening = threading.Thread(target=connect, name="harness connect", daemon=True)
+        self._opening.start()
+
+    def _opened(self) -> None:
+        """Wait for :meth:`open_ahead`'s connection, if one is under way."""
+        if self._opening is not None:
+            self._opening.join()
+            self._opening = None
+
     def _connection(self) -> Connection:
+        self._opened()
+        return self._connect()
+
+    def _connect(self) -> Connection:
         if self._conn is None or self._conn.closed or self._conn.invalidated:
             try:
                 self._conn = self._engine.connect()

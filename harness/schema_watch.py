@@ -24,6 +24,8 @@ from .graph import State
 from .invariants.schema import check_schema
 from .session import Session
 from .snapshot import ScopedRead, Snapshot, install_tracking, take_scoped_snapshot, take_snapshot
+from .snapshot.reader import WHOLE, plan_snapshot
+from .snapshot.tracking import SCOPED
 from .violations import Violation
 
 _FINAL = ("the steps since the last whole snapshot (found by the whole snapshot at the end of the "
@@ -55,6 +57,11 @@ class SchemaWatch(Resumable):
         self._scoped = False
         """Whether a scoped comparison passed since the last whole one."""
         self._clean = True
+
+    def plan_ahead(self) -> None:
+        """Have the watch's session, new to its database, plan the snapshot statement while the
+        trial's first step runs on another (see :func:`harness.prepared.warm`)."""
+        plan_snapshot(self._conn, self._version_table, SCOPED if self._tracking else WHOLE)
 
     @property
     def tracking(self) -> bool:

@@ -20,6 +20,7 @@ from .graph import State, Step
 from .invariants import data, isolation, sequences
 from .invariants.row_reader import capture_rows
 from .pasteable import insert_statement
+from .prepared import settle
 from .references import Unreachable
 from .runner import StepOutcome
 from .schema_watch import SchemaWatch
@@ -344,12 +345,14 @@ class Trial(Resumable):
             undo.callback(watching.close)
             runner = session.project.runner(database)
             undo.callback(runner.close)
+            runner.open_ahead()
             if self._schema is None:
                 self._schema = SchemaWatch(session, watching, self.state)
                 self._reads = StepReads(conn, self._exclude, logged=self._schema.tracking)
             undo.pop_all()
         self.database, self.runner = database, runner
         self.reconnect(conn, watching)
+        self._schema.plan_ahead()
         if self._resumed is not None:
             self._schema.restore(self._resumed["schema"])
             self._reads.restore(self._resumed["reads"])
@@ -365,6 +368,7 @@ class Trial(Resumable):
     def _disconnect(self) -> None:
         self.runner.close()
         self.conn.close()
+        settle(self._watching)
         self._watching.close()
 
     def _live(self) -> None:

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import HarnessError
-from ..prepared import INDEX_PLANS, fetch_prepared
+from ..prepared import INDEX_PLANS, fetch_prepared, settle, warm
 from .model import Snapshot
 from .queries import SCOPE_SETTING, STATEMENT, VERSION_TABLE_SETTING
 
@@ -55,6 +55,10 @@ _SETUP_TEXT = _SETUP.as_string(None)
 56 microseconds of its Python time (6 to fill in the rendered text)."""
 
 
+WHOLE = ("harness_snapshot", STATEMENT)
+"""The whole snapshot's statement and the name it is prepared as."""
+
+
 class SnapshotError(HarnessError):
     """Two catalog objects read as the same key: a gap in how keys are built, never ignored."""
 
@@ -69,8 +73,23 @@ def take_snapshot(
     one, the pinned settings would last to that transaction's end.)
     ``version_table`` is ``(schema, table)``, or None when there is none to set apart.
     """
-    snapshot, _ = read_snapshot(conn, version_table, "harness_snapshot", STATEMENT)
+    snapshot, _ = read_snapshot(conn, version_table, *WHOLE)
     return snapshot
+
+
+
+def plan_snapshot(conn: psycopg.Connection, version_table: tuple[str, str] | None,
+                  statement: tuple[str, str]) -> None:
+    """Prepare and plan a snapshot ``statement`` (``(name, text)``) on ``conn``'s new session
+    in the background, under the settings it reads with (see :func:`harness.prepared.warm`)."""
+    warm(conn, *statement, _setup(conn, version_table, ""))
+
+
+def _setup(conn: psycopg.Connection, version_table: tuple[str, str] | None, scope: str) -> str:
+    # Rendering reads the session's parameters, which a planning under way may be changing.
+    settle(conn)
+    schema, table = version_table or ("", "")
+    return psycopg.ClientCursor(conn).mogrify(_SETUP_TEXT, {"schema": schema, "table": table, "scope": scope})
 
 
 def read_snapshot(
@@ -87,8 +106,7 @@ def read_snapshot(
     tables: dict[str, str] = {}
     roles: set[str] = set()
     summary = None
-    setup = psycopg.ClientCursor(conn).mogrify(_SETUP_TEXT, {"schema": schema, "table": table, "scope": scope})
-    [[(version_oid,)], rows] = fetch_prepared(conn, [_VERSION_OID, (name, statement)], setup)
+    [[(version_oid,)], rows] = fetch_prepared(conn, [_VERSION_OID, (name, statement)], _setup(conn, version_table, scope))
     for key, owner_table, attributes, referenced in rows:
         if key is None:
             summary = attributes

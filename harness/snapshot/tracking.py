@@ -216,6 +216,11 @@ class ScopedRead:
     """The log's last entry when the snapshot was read: where the next scope starts."""
 
 
+SCOPED = ("harness_scoped_snapshot", SCOPED_STATEMENT)
+"""The scoped snapshot's statement and the name it is prepared as (whole reads use it too, on a
+database that logs its changes)."""
+
+
 def take_scoped_snapshot(
     conn: psycopg.Connection, version_table: tuple[str, str] | None, *,
     since: int | None, roots: Iterable[str] = (), versions: bool = False,
@@ -226,8 +231,7 @@ def take_scoped_snapshot(
     table's rows are read with the whole schema, or if asked for (``versions``).
     """
     request = "" if since is None else json.dumps({"since": since, "roots": sorted(roots)})
-    snapshot, summary = read_snapshot(conn, version_table, "harness_scoped_snapshot",
-                                      SCOPED_STATEMENT, request, versions=versions or since is None)
+    snapshot, summary = read_snapshot(conn, version_table, *SCOPED, request, versions=versions or since is None)
     assert summary is not None, "the scoped statement always ends with its summary row"
     scope = None if summary["whole"] else Scope(
         frozenset(summary["roots"]), frozenset(summary["keys"]), frozenset(summary["families"]))
