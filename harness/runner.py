@@ -189,6 +189,30 @@ class Runner:
             self._conn = None
         self._engine.dispose()
 
+    def open_ahead(self) -> None:
+        """Connect in a thread while the caller does something else before the first run.
+
+        A new engine's first connection reads the server's settings (the dialect's
+        initialisation): about 8 ms, once per scratch database, which a trial spends reading
+        its rows on another session. A failure here is left to the first run, which connects
+        again and reports it.
+        """
+        def connect() -> None:
+            try:
+                self._connect()
+            except Exception:  # noqa: BLE001 - the first run's own connection reports it
+                self._discard_connection()
+
+        self._opened()
+        self._opening = threading.Thread(target=connect, name="harness connect", daemon=True)
+        self._opening.start()
+
+    def _opened(self) -> None:
+        """Wait for :meth:`open_ahead`'s connection, if one is under way."""
+        if self._opening is not None:
+            self._opening.join()
+            self._opening = None
+
     # -- public moves ----------------------------------------------------------------------
 
     def run(self, steps: Sequence[Step], *, between: Between | None = None) -> StepOutcome:
@@ -235,30 +259,6 @@ class Runner:
         return self._read_heads(self._connection())[0]
 
     # -- one env.py run --------------------------------------------------------------------
-
-    def open_ahead(self) -> None:
-        """Connect in a thread while the caller does something else before the first run.
-
-        A new engine's first connection reads the server's settings (the dialect's
-        initialisation): about 8 ms, once per scratch database, which a trial spends reading
-        its rows on another session. A failure here is left to the first run, which connects
-        again and reports it.
-        """
-        def connect() -> None:
-            try:
-                self._connect()
-            except Exception:  # noqa: BLE001 - the first run's own connection reports it
-                self._discard_connection()
-
-        self._opened()
-        self._opening = threading.Thread(target=connect, name="harness connect", daemon=True)
-        self._opening.start()
-
-    def _opened(self) -> None:
-        """Wait for :meth:`open_ahead`'s connection, if one is under way."""
-        if self._opening is not None:
-            self._opening.join()
-            self._opening = None
 
     def _connection(self) -> Connection:
         self._opened()

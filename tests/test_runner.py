@@ -360,6 +360,30 @@ def test_connection_is_idle_between_runs(make_runner, scratch_db, pg_conn):
     assert states == [("idle",)]
 
 
+def test_a_connection_opened_ahead_is_the_one_the_runs_use(make_runner, scratch_db, pg_conn):
+    graph, runner = make_runner(chain("a"))
+    runner.open_ahead()
+    assert runner.run(up("a")).ok
+    sessions = pg_conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        (scratch_db.name,)).fetchone()
+    assert sessions == (1,)
+
+
+def test_a_connection_that_fails_ahead_is_reported_by_the_first_run(tmp_path, pg_server):
+    """Opening ahead swallows its failure; the first run connects again and says why."""
+    ini = make_project(tmp_path, chain("a"))
+    config = Config(str(ini))
+    url = pg_server.dsn("harness_no_such_database").replace("postgresql", f"postgresql+{DRIVER}", 1)
+    runner = Runner(config, RevisionGraph.load(config), url=url)
+    try:
+        runner.open_ahead()
+        with pytest.raises(HarnessError, match="cannot connect to .*harness_no_such_database"):
+            runner.run(up("a"))
+    finally:
+        runner.close()
+
+
 # --- reads between the steps of one run -------------------------------------------------------
 
 @pytest.mark.parametrize("env", ["cookbook", "per_migration"])
