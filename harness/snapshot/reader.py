@@ -77,7 +77,6 @@ def take_snapshot(
     return snapshot
 
 
-
 def plan_snapshot(conn: psycopg.Connection, version_table: tuple[str, str] | None,
                   statement: tuple[str, str]) -> None:
     """Prepare and plan a snapshot ``statement`` (``(name, text)``) on ``conn``'s new session
