@@ -15,6 +15,7 @@ from types import CodeType
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import psycopg
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationStep
 
 from .connection import driver_of
@@ -97,6 +98,38 @@ class Tracker:
     def _harness_error(self, exc: Exception) -> Exception:
         self.harness_error = exc
         return exc
+
+
+def tell_heads(environment: EnvironmentContext, heads: frozenset[str] | None) -> None:
+    """Have ``environment``'s run start from ``heads`` (read by the harness when the last run
+    on its database ended) instead of reading them again.
+
+    Before its first migration Alembic asks whether the version table exists (a catalog query)
+    and reads its rows: two round trips, 2.0 of the 7.5 ms a one-step run of the sweep takes.
+    Nothing writes a scratch database's version table between runs, so the heads read after a
+    run are the next one's. Only the run's first reading is told; an empty version table is
+    left to Alembic, which may have to create it. Should Alembic stop proxying ``configure``
+    through the environment's attribute or stop reading heads this way, the run reads them as
+    before: nothing but the speed depends on it.
+    """
+    if not heads:
+        return
+    configure = environment.configure
+
+    def configured(*args, **kwargs) -> None:
+        configure(*args, **kwargs)
+        context = environment.get_context()
+        if context.as_sql or "get_current_heads" in vars(context):
+            return
+
+        def told() -> tuple[str, ...]:
+            del context.get_current_heads
+            return tuple(sorted(heads))
+
+        context.get_current_heads = told  # type: ignore[method-assign]
+
+    # alembic.context's functions are the environment's attributes, looked up when it is entered.
+    environment.configure = configured  # type: ignore[method-assign]
 
 
 _ENV_CODE: dict[tuple[str, int, int], CodeType] = {}

@@ -38,7 +38,7 @@ from sqlalchemy.pool import NullPool
 from . import builtin_env
 from .connection import SQLALCHEMY_2, default_driver, driver_of, ended, in_autocommit, sync_url
 from .deadline import StepHang, step_deadline
-from .env_run import Between, Tracker, run_env_py
+from .env_run import Between, Tracker, run_env_py, tell_heads
 from .errors import HarnessError, Terminated
 from .graph import Op, RevisionGraph, Step, source_location
 from .server.roles import ROLE_OPTIONS
@@ -169,6 +169,7 @@ class Runner:
             ) from exc
         self._conn: Connection | None = None
         self._backend_pid: int | None = None
+        self._heads: frozenset[str] | None = None  # as the last run left them: see tell_heads
         self._opening: threading.Thread | None = None
         self.shares_connection: bool | None = None
         """Whether env.py migrated, in its last run, on the connection the harness handed it,
@@ -345,6 +346,7 @@ class Runner:
         """One run, and with ``roles`` the cluster's roles just before and just after it (read
         in the messages the run sends anyway where the driver allows, else by the ledger)."""
         tracker = Tracker(self.graph, plan, self._check_context, between)
+        heads, self._heads = self._heads, None
         conn, before = self._fresh_session(read_roles=roles is not None)
         if roles is not None and before is None:
             before = roles.read()
@@ -353,9 +355,10 @@ class Runner:
         try:
             with step_deadline(self.step_timeout_s):
                 with self._environment(conn):
-                    with EnvironmentContext(
-                        self.config, self.graph.script, fn=tracker, destination_rev=destination
-                    ) as environment:
+                    environment = EnvironmentContext(self.config, self.graph.script, fn=tracker,
+                                                     destination_rev=destination)
+                    tell_heads(environment, heads)
+                    with environment:
                         self._run_env(environment, conn)
                 if conn.in_transaction():  # env.py ran migrations without begin_transaction()
                     conn.get_transaction().commit()  # a legacy 1.4 connection has no commit()
@@ -380,6 +383,7 @@ class Runner:
         if self.strict_env and not tracker.called:
             raise self._env_error(error)
         heads, after = self._heads_after(read_roles=roles is not None)
+        self._heads = heads
         if roles is not None and after is None:
             after = roles.read()
         common = dict(

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 
 import pytest
+import sqlalchemy as sa
 from alembic.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -358,6 +359,34 @@ def test_connection_is_idle_between_runs(make_runner, scratch_db, pg_conn):
         "SELECT state FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
         (scratch_db.name,)).fetchall()
     assert states == [("idle",)]
+
+
+@pytest.mark.parametrize("env", ["cookbook", "per_migration"])
+def test_a_run_starts_from_the_heads_the_last_one_left(make_runner, env):
+    """Alembic reads the version table before a run's first migration; the runner tells it
+    instead the heads it read when the last run ended, unless there were none."""
+    graph, runner = make_runner(chain("a", "b", "c"), env=env)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *rest):
+        statements.append(statement.strip())
+
+    read_first = []
+    state = BASE
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        for steps in (up("a"), up("b"), down("b"), up("b", "c"), down("c", "b", "a"), up("a")):
+            statements.clear()
+            outcome = runner.run(steps)
+            assert outcome.ok, outcome.error
+            assert outcome.heads_before == state
+            state = outcome.heads
+            first = next(i for i, s in enumerate(statements) if s.startswith(("CREATE TABLE t_", "DROP TABLE t_")))
+            read_first.append(any("version_num" in s or "pg_class" in s for s in statements[:first]))
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    assert read_first == [True, False, False, False, False, True]
+    assert state == S("a")
 
 
 def test_a_connection_opened_ahead_is_the_one_the_runs_use(make_runner, scratch_db, pg_conn):
