@@ -577,6 +577,18 @@ def test_version_table_is_reported_apart(server: Server) -> None:
     assert "table public.alembic_version" in unset.objects and unset.versions == ()
 
 
+def test_a_version_table_whose_names_need_quotes_is_set_apart(server: Server) -> None:
+    with server.scratch() as database, psycopg.connect(database.dsn, autocommit=True) as conn:
+        _run(conn, """
+            CREATE SCHEMA "Ops.Log";
+            CREATE TABLE "Ops.Log"."Alembic Version" (version_num varchar(32) PRIMARY KEY);
+            INSERT INTO "Ops.Log"."Alembic Version" VALUES ('a1');
+        """)
+        snap = take_snapshot(conn, version_table=("Ops.Log", "Alembic Version"))
+    assert snap.versions == (("a1",),)
+    assert not [key for key in snap.objects if "Alembic Version" in key]
+
+
 def test_snapshot_leaves_the_session_as_it_was(built: psycopg.Connection) -> None:
     built.execute("SET search_path = app")
     take_snapshot(built)
