@@ -119,8 +119,6 @@ def tell_heads(environment: EnvironmentContext, heads: frozenset[str] | None) ->
     def configured(*args, **kwargs) -> None:
         configure(*args, **kwargs)
         context = environment.get_context()
-        if context.as_sql or "get_current_heads" in vars(context):
-            return
 
         def told() -> tuple[str, ...]:
             del context.get_current_heads

@@ -346,7 +346,7 @@ class Runner:
         """One run, and with ``roles`` the cluster's roles just before and just after it (read
         in the messages the run sends anyway where the driver allows, else by the ledger)."""
         tracker = Tracker(self.graph, plan, self._check_context, between)
-        heads, self._heads = self._heads, None
+        known, self._heads = self._heads, None
         conn, before = self._fresh_session(read_roles=roles is not None)
         if roles is not None and before is None:
             before = roles.read()
@@ -357,7 +357,7 @@ class Runner:
                 with self._environment(conn):
                     environment = EnvironmentContext(self.config, self.graph.script, fn=tracker,
                                                      destination_rev=destination)
-                    tell_heads(environment, heads)
+                    tell_heads(environment, known)
                     with environment:
                         self._run_env(environment, conn)
                 if conn.in_transaction():  # env.py ran migrations without begin_transaction()
