@@ -361,11 +361,14 @@ def test_connection_is_idle_between_runs(make_runner, scratch_db, pg_conn):
     assert states == [("idle",)]
 
 
-@pytest.mark.parametrize("env", ["cookbook", "per_migration"])
+@pytest.mark.parametrize("env", ["cookbook", "per_migration", "builtin"])
 def test_a_run_starts_from_the_heads_the_last_one_left(make_runner, env):
     """Alembic reads the version table before a run's first migration; the runner tells it
-    instead the heads it read when the last run ended, unless there were none."""
-    graph, runner = make_runner(chain("a", "b", "c"), env=env)
+    instead the heads it read when the last run ended, unless there were none. Also where the
+    harness's own env configures the run instead of the project's env.py."""
+    graph, runner = make_runner(chain("a", "b", "c"), env="cookbook" if env == "builtin" else env)
+    if env == "builtin":
+        runner = Runner(runner.config, graph, url=runner.url, env="builtin")
     statements: list[str] = []
 
     def seen(conn, cursor, statement, *rest):
@@ -385,6 +388,7 @@ def test_a_run_starts_from_the_heads_the_last_one_left(make_runner, env):
             read_first.append(any("version_num" in s or "pg_class" in s for s in statements[:first]))
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+        runner.close()
     assert read_first == [True, False, False, False, False, True]
     assert state == S("a")
 
