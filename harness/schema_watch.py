@@ -61,7 +61,7 @@ class SchemaWatch(Resumable):
     def plan_ahead(self) -> None:
         """Have the watch's session, new to its database, plan the snapshot statement while the
         trial's first step runs on another (see :func:`harness.prepared.warm`)."""
-        plan_snapshot(self._conn, self._version_table, SCOPED if self._tracking else WHOLE)
+        plan_snapshot(self._conn, SCOPED if self._tracking else WHOLE)
 
     @property
     def tracking(self) -> bool:

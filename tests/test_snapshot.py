@@ -16,8 +16,10 @@ from typing import Iterator, Sequence
 import psycopg
 import pytest
 
+from harness.prepared import settle
 from harness.server import Server
 from harness.snapshot import Snapshot, diff_snapshots, format_diff, take_snapshot
+from harness.snapshot.reader import WHOLE, plan_snapshot
 
 ROLES = ("snap_app", "snap_other")
 
@@ -587,6 +589,31 @@ def test_a_version_table_whose_names_need_quotes_is_set_apart(server: Server) ->
         snap = take_snapshot(conn, version_table=("Ops.Log", "Alembic Version"))
     assert snap.versions == (("a1",),)
     assert not [key for key in snap.objects if "Alembic Version" in key]
+
+
+def test_a_session_holding_the_settings_reads_what_any_session_reads(server: Server) -> None:
+    """A watch's session holds the snapshot's settings (plan_snapshot) and sets only the scope
+    with each read: it reads what a session with other settings reads, its quoted version table
+    set apart, and a version table created or dropped after the settings were pinned too."""
+    versions = """
+        CREATE SCHEMA "Ops.Log";
+        CREATE TABLE "Ops.Log"."Alembic Version" (version_num varchar(32) PRIMARY KEY);
+        INSERT INTO "Ops.Log"."Alembic Version" VALUES ('a1');
+    """
+    version_table = ("Ops.Log", "Alembic Version")
+    with server.scratch() as database, psycopg.connect(database.dsn, autocommit=True) as other, \
+            psycopg.connect(database.dsn, autocommit=True) as watch:
+        _run(other, BASE)
+        plan_snapshot(watch, WHOLE)
+        settle(watch)
+        assert watch.execute("SHOW search_path").fetchone() == ("pg_catalog",)
+        for setting in ("SET search_path = app", "SET TimeZone = 'America/New_York'", "SET DateStyle = 'SQL, DMY'"):
+            other.execute(setting)
+        for script, rows in ((RICH, ()), (versions, (("a1",),)), ('DROP TABLE "Ops.Log"."Alembic Version"', ())):
+            _run(other, script)
+            held, fresh = take_snapshot(watch, version_table), take_snapshot(other, version_table)
+            assert held == fresh, format_diff(diff_snapshots(fresh, held))
+            assert held.versions == rows and not [key for key in held.objects if "Alembic Version" in key]
 
 
 def test_snapshot_leaves_the_session_as_it_was(built: psycopg.Connection) -> None:

@@ -4,16 +4,19 @@ The deparsers' output depends on session settings: ``search_path`` decides which
 qualified, ``DateStyle``, ``IntervalStyle`` and ``TimeZone`` how constants in defaults and checks
 print, ``quote_all_identifiers`` how names are quoted. They are pinned, like ``jit``, with
 ``SET LOCAL`` for the snapshot's transaction, so two databases with the same schema read the same
-whatever the session or server configuration, and the caller's session is left as it was.
+whatever the session or server configuration, and the caller's session is left as it was; or,
+on a connection that reads nothing but snapshots, for its whole session (:func:`plan_snapshot`).
 """
 
 from __future__ import annotations
+
+import weakref
 
 import psycopg
 from psycopg import sql
 
 from ..errors import HarnessError
-from ..prepared import INDEX_PLANS, fetch_prepared, settle, warm
+from ..prepared import INDEX_PLANS, fetch_prepared, set_local, settle, warm
 from .model import Snapshot
 from .queries import SCOPE_SETTING, STATEMENT, VERSION_TABLE_SETTING
 
@@ -33,28 +36,23 @@ _SETTINGS = {
     **INDEX_PLANS,
 }
 
-_VERSION_OID = f"SELECT current_setting('{VERSION_TABLE_SETTING}')"
-"""The oid of the version table the snapshot leaves out, as text ('0' for none)."""
+_VERSION_TABLE = ("harness_version_table", sql.SQL(
+    "SELECT set_config({name}, coalesce((SELECT c.oid FROM pg_catalog.pg_class c"
+    " WHERE c.relkind IN ('r', 'p') AND c.oid = pg_catalog.to_regclass($1))::text, '0'), true)"
+).format(name=sql.Literal(VERSION_TABLE_SETTING)).as_string(None))
+"""Sets the oid of the version table the snapshot leaves out (text, '0' for none) from its
+quoted name, and returns it. Prepared: planned with every read, its catalog lookup cost more
+than the rest of the message (about 0.1 ms)."""
 
-_SETUP = sql.SQL("SELECT {settings}, set_config({scope}, %(scope)s, true), "
-                 "set_config({name}, coalesce(({oid})::text, '0'), true)").format(
-    settings=sql.SQL(", ").join(
-        sql.SQL("set_config({}, {}, true)").format(sql.Literal(k), sql.Literal(v)) for k, v in _SETTINGS.items()
-    ),
-    scope=sql.Literal(SCOPE_SETTING),
-    name=sql.Literal(VERSION_TABLE_SETTING),
-    # Looked up by its name's regclass: the message is plain text, planned with every read, and
-    # a join by names made its planning 0.22 ms of the server's a read (0.12 ms now).
-    oid=sql.SQL(
-        "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p') AND c.oid = "
-        "CASE WHEN %(table)s <> '' THEN pg_catalog.to_regclass(pg_catalog.format('%%I.%%I', %(schema)s, %(table)s)) END"
-    ),
-)
+_PINNED = "SELECT " + ", ".join(f"set_config('{name}', '{value}', false)" for name, value in _SETTINGS.items())
+""":data:`_SETTINGS` for the session (see :func:`plan_snapshot`)."""
 
+_pinned: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
+"""Connections whose session holds :data:`_SETTINGS`."""
 
-_SETUP_TEXT = _SETUP.as_string(None)
-"""``_SETUP`` rendered once: its literals are constants, and rendering them with every read took
-56 microseconds of its Python time (6 to fill in the rendered text)."""
+_SCOPE = f"set_config('{SCOPE_SETTING}', %(scope)s, true)"
+_SETUP_TEXT = f"SELECT {set_local(_SETTINGS)}, {_SCOPE}"
+_SETUP_PINNED = f"SELECT {_SCOPE}"
 
 
 WHOLE = ("harness_snapshot", STATEMENT)
@@ -79,18 +77,25 @@ def take_snapshot(
     return snapshot
 
 
-def plan_snapshot(conn: psycopg.Connection, version_table: tuple[str, str] | None,
-                  statement: tuple[str, str]) -> None:
-    """Prepare and plan a snapshot ``statement`` (``(name, text)``) on ``conn``'s new session
-    in the background, under the settings it reads with (see :func:`harness.prepared.warm`)."""
-    warm(conn, *statement, _setup(conn, version_table, ""))
+def plan_snapshot(conn: psycopg.Connection, statement: tuple[str, str]) -> None:
+    """Pin the snapshot's settings for the session of ``conn``, a connection that only ever
+    reads snapshots (a trial's watch), then prepare and plan ``statement`` (``(name, text)``) in
+    the background (see :func:`harness.prepared.warm`).
+
+    Set for each read, the dozen settings and their undoing at its end cost about 0.2 ms of the
+    server's a read; held by the session, a read sets only its scope.
+    """
+    settle(conn)
+    conn.execute(_PINNED, prepare=False)
+    _pinned.add(conn)
+    # Planning evaluates current_setting(): the version table's must be there.
+    warm(conn, *statement, f"{_setup(conn, '')}, set_config('{VERSION_TABLE_SETTING}', '0', true)")
 
 
-def _setup(conn: psycopg.Connection, version_table: tuple[str, str] | None, scope: str) -> str:
+def _setup(conn: psycopg.Connection, scope: str) -> str:
     # Rendering reads the session's parameters, which a planning under way may be changing.
     settle(conn)
-    schema, table = version_table or ("", "")
-    return psycopg.ClientCursor(conn).mogrify(_SETUP_TEXT, {"schema": schema, "table": table, "scope": scope})
+    return psycopg.ClientCursor(conn).mogrify(_SETUP_PINNED if conn in _pinned else _SETUP_TEXT, {"scope": scope})
 
 
 def read_snapshot(
@@ -107,7 +112,9 @@ def read_snapshot(
     tables: dict[str, str] = {}
     roles: set[str] = set()
     summary = None
-    [[(version_oid,)], rows] = fetch_prepared(conn, [_VERSION_OID, (name, statement)], _setup(conn, version_table, scope))
+    quoted = sql.Identifier(schema, table).as_string(conn) if table else None
+    [[(version_oid,)], rows] = fetch_prepared(
+        conn, [(*_VERSION_TABLE, (sql.Literal(quoted),)), (name, statement)], _setup(conn, scope))
     for key, owner_table, attributes, referenced in rows:
         if key is None:
             summary = attributes

@@ -89,7 +89,10 @@ _CONSTRAINT_ATTRIBUTES = f"""jsonb_strip_nulls(jsonb_build_object(
 # constraint, so left out. Constraints a partition inherits sit on the partition itself and stay.
 CONSTRAINTS = f"""
 SELECT format('constraint %I on %s', c.conname, r.qname), r.tbl, {_CONSTRAINT_ATTRIBUTES}
-FROM rel r JOIN pg_constraint c ON c.conrelid = r.oid
+FROM rel r
+-- Looked up per relation (OFFSET 0 keeps it so): a generic plan joined the scope's few
+-- relations with every constraint of the database, read whole three times.
+CROSS JOIN LATERAL (SELECT * FROM pg_constraint c WHERE c.conrelid = r.oid OFFSET 0) c
 WHERE c.conparentid = 0
    OR c.conrelid <> (SELECT p.conrelid FROM pg_constraint p WHERE p.oid = c.conparentid)
 UNION ALL
