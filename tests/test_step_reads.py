@@ -6,7 +6,7 @@ import psycopg
 
 from harness.invariants.data import foreign_keys
 from harness.invariants.row_reader import capture_rows
-from harness.invariants.sequences import read_sequences
+from harness.invariants.sequences import OWNED, read_sequences
 from harness.step_reads import StepReads
 
 SCHEMA = """
@@ -65,12 +65,13 @@ def test_a_step_is_read_again_whole(pg_conn: psycopg.Connection) -> None:
 
 
 def test_an_insert_whose_trigger_changed_tables_is_still_read_right(pg_conn: psycopg.Connection) -> None:
-    """After the harness's inserts only the rows are expected to change; a trigger that drops or
-    creates a table is caught by the table list read alongside."""
+    """After the harness's inserts only the rows and the sequences' values are expected to
+    change; a trigger that drops or creates a table, and the sequence its serial column owns, is
+    caught by the table list and the list of sequences read alongside."""
     pg_conn.execute(SCHEMA + """
-    CREATE TABLE gone (n int); INSERT INTO gone VALUES (1);
+    CREATE TABLE gone (id serial, n int); INSERT INTO gone (n) VALUES (1);
     CREATE FUNCTION reshape() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-        IF NEW.name = 'drop' THEN DROP TABLE gone; ELSE CREATE TABLE born (n int); END IF;
+        IF NEW.name = 'drop' THEN DROP TABLE gone; ELSE CREATE TABLE born (id serial, n int); END IF;
         RETURN NEW; END $$;
     CREATE TRIGGER reshape AFTER INSERT ON parent FOR EACH ROW EXECUTE FUNCTION reshape();
     """)
@@ -81,3 +82,31 @@ def test_an_insert_whose_trigger_changed_tables_is_still_read_right(pg_conn: psy
         pg_conn.execute("INSERT INTO parent (name) VALUES (%s)", (name,))
         assert _matches(reads.now(), pg_conn)
     assert ("public", "born") in reads.now().rows.tables
+
+
+def test_after_the_harness_writes_only_the_sequences_values_are_read(pg_conn: psycopg.Connection) -> None:
+    """Which column owns which sequence changes only with a migration step: after the harness's
+    inserts and isolation checks the owners are not read again (their joins were the one read
+    that grew with the history), the values are; after a step both are."""
+    pg_conn.execute(SCHEMA)
+    reads = StepReads(pg_conn, exclude=())
+    reads.now()
+    owners_read = _runs(pg_conn, OWNED[0])
+    reads.inserted({("public", "parent")})
+    pg_conn.execute("INSERT INTO parent (name) VALUES ('c')")
+    assert _matches(reads.now(), pg_conn)
+    with pg_conn.transaction(force_rollback=True):
+        pg_conn.execute("INSERT INTO child (parent_id) VALUES (1)")
+    reads.drew()
+    assert _matches(reads.now(), pg_conn)
+    assert _runs(pg_conn, OWNED[0]) == owners_read
+    reads.migrated()
+    pg_conn.execute("ALTER SEQUENCE child_id_seq OWNED BY audit.n; ALTER SEQUENCE parent_id_seq INCREMENT 5")
+    assert _matches(reads.now(), pg_conn)
+    assert _runs(pg_conn, OWNED[0]) == owners_read + 1
+
+
+def _runs(conn: psycopg.Connection, name: str) -> int:
+    """How many times the session ran its prepared statement ``name``."""
+    return conn.execute("SELECT generic_plans + custom_plans FROM pg_prepared_statements WHERE name = %s",
+                        (name,)).fetchone()[0]
