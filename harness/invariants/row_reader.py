@@ -264,8 +264,11 @@ class RowReader:
             snapshot[name] = cache[name][1]
         for name in cache.keys() - snapshot.keys():
             del cache[name]
-        listed = set(tables)
-        self._sources = {table: text for table, text in self._sources.items() if table in listed}
+        if len(self._sources) > 2 * len(tables):
+            # Now and then, not with every read: at 400 tables, hashing every listing (its
+            # columns included) to keep the sources of the tables still there was 2 % of a sweep.
+            listed = set(tables)
+            self._sources = {table: text for table, text in self._sources.items() if table in listed}
         self._tables = tables
         return RowsSnapshot(snapshot)
 

@@ -109,7 +109,8 @@ class Owned:
         found = dict(values)
         if found.keys() != self.every:
             return None
-        return Owned({key: dataclasses.replace(sequence, next_value=found[sequence.oid])
+        return Owned({key: sequence if sequence.next_value == found[sequence.oid]
+                      else dataclasses.replace(sequence, next_value=found[sequence.oid])
                       for key, sequence in self.sequences.items()}, self.every)
 
 
