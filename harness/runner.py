@@ -41,6 +41,7 @@ from .deadline import StepHang, step_deadline
 from .env_run import Between, Tracker, run_env_py, tell_heads
 from .errors import HarnessError, Terminated
 from .graph import Op, RevisionGraph, Step, source_location
+from .migration_errors import describe, first_line, raised_in, sqlstate_of
 from .server.roles import ROLE_OPTIONS
 
 if TYPE_CHECKING:
@@ -282,7 +283,7 @@ class Runner:
             except sa.exc.DBAPIError as exc:
                 raise HarnessError(
                     f"cannot connect to {make_url(self.url).render_as_string()}: "
-                    f"{_first_line(str(exc.orig))}"
+                    f"{first_line(str(exc.orig))}"
                 ) from exc
         return self._conn
 
@@ -306,7 +307,7 @@ class Runner:
             self._discard_connection()
             raise HarnessError(
                 f"cannot use the database at {make_url(self.url).render_as_string()}: "
-                f"{_first_line(str(exc.orig))}"
+                f"{first_line(str(exc.orig))}"
             ) from exc
 
     def _reset(self, conn: Connection, read_roles: bool) -> Roles | None:
@@ -455,7 +456,7 @@ class Runner:
             return HarnessError(_NO_RUN.format(env_py=self._env_py()), hint=_BUILTIN_HINT)
         location = source_location(error, self.graph.script.dir)
         where = f" ({location})" if location else ""
-        summary, _ = _describe(error)
+        summary, _ = describe(error)
         return HarnessError(
             f"{self._env_py()} cannot run in the harness{where}: {summary}",
             hint=self._env_hint(error),
@@ -464,7 +465,7 @@ class Runner:
     def _env_hint(self, error: BaseException) -> str:
         """Which setting makes an env.py that failed before any migration work, by the error."""
         text = str(error)
-        if isinstance(error, KeyError) and _raised_in(error, "os"):
+        if isinstance(error, KeyError) and raised_in(error, "os"):
             name = error.args[0]
             return (f'env.py reads the variable {name}: set env_var = "{name}" in '
                     f"[tool.harness] if it holds the database URL, or {_BUILTIN_HINT}")
@@ -546,8 +547,8 @@ class Runner:
         where = f" ({location})" if location else ""
         step = tracker.current
         message = f"{step}{where}" if step is not None else f"env.py failed{where}"
-        summary, detail = _describe(error)
-        sqlstate = _sqlstate(error)
+        summary, detail = describe(error)
+        sqlstate = sqlstate_of(error)
         return StepOutcome(
             ok=False,
             failed_step=step,
@@ -558,43 +559,3 @@ class Runner:
             sqlstate=sqlstate,
             **common,
         )
-
-
-def _raised_in(exc: BaseException, module: str) -> bool:
-    """Whether ``exc`` was raised by code of ``module`` (its innermost frame).
-
-    By module name, not file: ``os`` is frozen since Python 3.11 and has no file of its own.
-    """
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_globals.get("__name__") == module
-
-
-def _sqlstate(exc: BaseException | None) -> str | None:
-    """The SQLSTATE anywhere in the exception chain, whatever the driver calls it."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        for candidate in (exc, getattr(exc, "orig", None)):
-            code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-            if isinstance(code, str):
-                return code
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-def _describe(exc: BaseException) -> tuple[str, str]:
-    """(one line, full text) for an exception, preferring the driver's own error."""
-    orig = getattr(exc, "orig", None)
-    if isinstance(exc, sa.exc.DBAPIError) and orig is not None:
-        summary = f"{type(orig).__name__}: {_first_line(str(orig))}"
-        detail = str(orig).strip()
-        if exc.statement:
-            detail += f"\n[SQL: {exc.statement}]"
-        return summary, detail
-    return f"{type(exc).__name__}: {_first_line(str(exc))}", f"{type(exc).__name__}: {exc}"
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
