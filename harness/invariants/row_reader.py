@@ -266,7 +266,8 @@ class RowReader:
             del cache[name]
         if len(self._sources) > 2 * len(tables):
             # Now and then, not with every read: at 400 tables, hashing every listing (its
-            # columns included) to keep the sources of the tables still there was 2 % of a sweep.
+            # columns included) to keep the sources of the tables still there was 2 % of the
+            # sweep's time in Python.
             listed = set(tables)
             self._sources = {table: text for table, text in self._sources.items() if table in listed}
         self._tables = tables
