@@ -38,10 +38,11 @@ plan is made when it runs, under the settings of its message, and kept: every me
 one should set these. Not for reads of whole tables' rows."""
 
 
-def set_local(settings: dict[str, str]) -> str:
-    """``set_config`` calls for ``settings`` (constants), local to the transaction, as the
-    items of a select list."""
-    return ", ".join(f"set_config('{name}', '{value}', true)" for name, value in settings.items())
+def set_local(settings: dict[str, str], *, session: bool = False) -> str:
+    """``set_config`` calls for ``settings`` (constants), local to the transaction (or with
+    ``session``, for the session), as the items of a select list."""
+    local = "false" if session else "true"
+    return ", ".join(f"set_config('{name}', '{value}', {local})" for name, value in settings.items())
 
 
 Query = tuple[str, str] | tuple[str, str, Sequence[sql.Composable]] | str

@@ -579,14 +579,19 @@ def test_version_table_is_reported_apart(server: Server) -> None:
     assert "table public.alembic_version" in unset.objects and unset.versions == ()
 
 
+QUOTED_VERSION_TABLE = ("Ops.Log", "Alembic Version")
+QUOTED_VERSIONS = """
+    CREATE SCHEMA "Ops.Log";
+    CREATE TABLE "Ops.Log"."Alembic Version" (version_num varchar(32) PRIMARY KEY);
+    INSERT INTO "Ops.Log"."Alembic Version" VALUES ('a1');
+"""
+"""A version table whose schema and name need quotes, holding one version."""
+
+
 def test_a_version_table_whose_names_need_quotes_is_set_apart(server: Server) -> None:
     with server.scratch() as database, psycopg.connect(database.dsn, autocommit=True) as conn:
-        _run(conn, """
-            CREATE SCHEMA "Ops.Log";
-            CREATE TABLE "Ops.Log"."Alembic Version" (version_num varchar(32) PRIMARY KEY);
-            INSERT INTO "Ops.Log"."Alembic Version" VALUES ('a1');
-        """)
-        snap = take_snapshot(conn, version_table=("Ops.Log", "Alembic Version"))
+        _run(conn, QUOTED_VERSIONS)
+        snap = take_snapshot(conn, version_table=QUOTED_VERSION_TABLE)
     assert snap.versions == (("a1",),)
     assert not [key for key in snap.objects if "Alembic Version" in key]
 
@@ -595,12 +600,6 @@ def test_a_session_holding_the_settings_reads_what_any_session_reads(server: Ser
     """A watch's session holds the snapshot's settings (plan_snapshot) and sets only the scope
     with each read: it reads what a session with other settings reads, its quoted version table
     set apart, and a version table created or dropped after the settings were pinned too."""
-    versions = """
-        CREATE SCHEMA "Ops.Log";
-        CREATE TABLE "Ops.Log"."Alembic Version" (version_num varchar(32) PRIMARY KEY);
-        INSERT INTO "Ops.Log"."Alembic Version" VALUES ('a1');
-    """
-    version_table = ("Ops.Log", "Alembic Version")
     with server.scratch() as database, psycopg.connect(database.dsn, autocommit=True) as other, \
             psycopg.connect(database.dsn, autocommit=True) as watch:
         _run(other, BASE)
@@ -609,9 +608,9 @@ def test_a_session_holding_the_settings_reads_what_any_session_reads(server: Ser
         assert watch.execute("SHOW search_path").fetchone() == ("pg_catalog",)
         for setting in ("SET search_path = app", "SET TimeZone = 'America/New_York'", "SET DateStyle = 'SQL, DMY'"):
             other.execute(setting)
-        for script, rows in ((RICH, ()), (versions, (("a1",),)), ('DROP TABLE "Ops.Log"."Alembic Version"', ())):
+        for script, rows in ((RICH, ()), (QUOTED_VERSIONS, (("a1",),)), ('DROP TABLE "Ops.Log"."Alembic Version"', ())):
             _run(other, script)
-            held, fresh = take_snapshot(watch, version_table), take_snapshot(other, version_table)
+            held, fresh = take_snapshot(watch, QUOTED_VERSION_TABLE), take_snapshot(other, QUOTED_VERSION_TABLE)
             assert held == fresh, format_diff(diff_snapshots(fresh, held))
             assert held.versions == rows and not [key for key in held.objects if "Alembic Version" in key]
 

@@ -41,10 +41,10 @@ _VERSION_TABLE = ("harness_version_table", sql.SQL(
     " WHERE c.relkind IN ('r', 'p') AND c.oid = pg_catalog.to_regclass($1))::text, '0'), true)"
 ).format(name=sql.Literal(VERSION_TABLE_SETTING)).as_string(None))
 """Sets the oid of the version table the snapshot leaves out (text, '0' for none) from its
-quoted name, and returns it. Prepared: planned with every read, its catalog lookup cost more
-than the rest of the message (about 0.1 ms)."""
+quoted name, and returns it. Prepared: in the plain-text message, planned with every read, its
+catalog lookup cost more than the rest of the message (about 0.1 ms of the server's)."""
 
-_PINNED = "SELECT " + ", ".join(f"set_config('{name}', '{value}', false)" for name, value in _SETTINGS.items())
+_PINNED = f"SELECT {set_local(_SETTINGS, session=True)}"
 """:data:`_SETTINGS` for the session (see :func:`plan_snapshot`)."""
 
 _pinned: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
