@@ -63,7 +63,8 @@ class StepReads(Resumable):
         if last is not None and (last.foreign_keys is not None or not foreign_keys):
             return last
         owned = self._owned
-        reads = [sequences.NEXT] if owned is not None else [sequences.OWNED, sequences.NEXT]
+        values = sequences.next_values(self._conn)
+        reads = [values] if owned is not None else [sequences.OWNED, values]
         also = [*reads, *([data.FOREIGN_KEYS] if foreign_keys else ())]
         if self._rows is not None:
             found, rows = read_pipelined(self._conn, also), self._rows
@@ -71,9 +72,11 @@ class StepReads(Resumable):
             rows, found = self._reader.read(self._conn, touched=self._touched, also=also,
                                             rows_only=self._rows_only)
             self._touched, self._rows_only = set(), True
-        owned = owned.with_values(found[0]) if owned is not None else sequences.Owned.of(found[0], found[1])
+        now = sequences.settled(self._conn, found[len(reads) - 1])
+        owned = owned.with_values(now) if owned is not None else sequences.Owned.of(found[0], now)
         if owned is None:  # a sequence came or went all the same (a trigger's DDL): read whole
-            owned = sequences.Owned.of(*read_pipelined(self._conn, [sequences.OWNED, sequences.NEXT]))
+            whole, now = read_pipelined(self._conn, [sequences.OWNED, values])
+            owned = sequences.Owned.of(whole, sequences.settled(self._conn, now))
         self._rows, self._owned = rows, owned
         self._last = Reading(rows, owned.sequences, data.foreign_keys_of(found[len(reads)]) if foreign_keys else None)
         return self._last

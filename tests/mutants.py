@@ -482,6 +482,11 @@ CORRECT = [
             (_IDENTITY_BASE, Rev("r2", down="r1", upgrade=_DROP_IDENTITY, downgrade=_ADD_IDENTITY
                                  + "\n" + _sql("SELECT setval(pg_get_serial_sequence('orders', "
                                                 "'id'), (SELECT max(id) FROM orders))")))),
+    # Not called since, a restarted sequence's next value is the one it was given, not its start.
+    Correct("identity-restarted-past-existing-rows",
+            (_IDENTITY_BASE, Rev("r2", down="r1",
+                                 upgrade=_sql("ALTER TABLE orders ALTER COLUMN id RESTART WITH 1000000"),
+                                 downgrade="pass"))),
     Correct("enum-value-added-and-rebuilt-on-downgrade",
             (PLAIN_BASE, _ENUM_STATUS, _ENUM_REBUILD), settings={"data_migrations": ("r3",)}),
     Correct("downgrade-folds-rows-added-in-between", _LINES_FOLDED_BACK),

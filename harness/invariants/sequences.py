@@ -21,14 +21,13 @@ import psycopg
 
 from ..violations import Violation
 from .data import RowsSnapshot, TableName
+from .row_reader import read_pipelined
 
-# Sequences owned by a column: 'a' for serial (OWNED BY), 'i' for identity. The next value is
-# what nextval() returns: last_value + increment once called, else the start value.
+# Sequences owned by a column: 'a' for serial (OWNED BY), 'i' for identity. Their next values
+# are those :func:`next_values` reads with them.
 _OWNED = """
 SELECT cn.nspname, c.relname, a.attname, s.seqrelid, quote_ident(sn.nspname) || '.' || quote_ident(sc.relname),
-       s.seqincrement,
-       coalesce(last.value + s.seqincrement, s.seqstart),
-       a.attidentity <> ''
+       s.seqincrement, a.attidentity <> ''
   FROM pg_sequence s
   JOIN pg_class sc ON sc.oid = s.seqrelid
   JOIN pg_namespace sn ON sn.oid = sc.relnamespace
@@ -41,26 +40,56 @@ SELECT cn.nspname, c.relname, a.attname, s.seqrelid, quote_ident(sn.nspname) || 
   JOIN pg_class c ON c.oid = d.refobjid
   JOIN pg_namespace cn ON cn.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-  -- As pg_sequences reads it, without that view's joins: NULL where not readable.
-  CROSS JOIN LATERAL (SELECT CASE WHEN has_sequence_privilege(s.seqrelid, 'SELECT,USAGE')
-                                  THEN pg_sequence_last_value(s.seqrelid) END AS value) last
  WHERE cn.nspname <> 'information_schema' AND cn.nspname !~ '^pg_'
 """
 
 OWNED = ("harness_owned_sequences", _OWNED)
-"""The statement :func:`read_sequences` runs, under the name it is prepared as."""
+"""The statement :func:`read_sequences` runs with :func:`next_values`, under the name it is
+prepared as."""
 
 # Every sequence's next value, by oid: two or three microseconds a sequence of the server's
-# time, against fifteen to twenty for :data:`OWNED`, whose joins find the owners.
+# time, against fifteen to twenty for :data:`OWNED`, whose joins find the owners. What nextval()
+# returns is last_value + increment once called, else last_value itself: the start value for a
+# new sequence, any value after ALTER SEQUENCE ... RESTART WITH or setval(..., false). A sequence
+# the session may not read is taken to be at its start.
 _NEXT = """
 SELECT s.seqrelid,
-       coalesce(CASE WHEN has_sequence_privilege(s.seqrelid, 'SELECT,USAGE')
-                     THEN pg_sequence_last_value(s.seqrelid) END + s.seqincrement, s.seqstart)
-  FROM pg_sequence s
+       coalesce(CASE WHEN d.is_called THEN d.last_value + s.seqincrement ELSE d.last_value END,
+                s.seqstart),
+       NULL::text
+  FROM pg_sequence s CROSS JOIN LATERAL pg_get_sequence_data(s.seqrelid) d
 """
 
-NEXT = ("harness_sequence_values", _NEXT)
-"""The statement :meth:`Owned.with_values` reads, under the name it is prepared as."""
+# Before PostgreSQL 18 only pg_sequence_last_value() reads a sequence from a catalog statement,
+# and it returns NULL while is_called is false: such a sequence is named (third column), to be
+# read by a statement of its own.
+_NEXT_BEFORE_18 = """
+SELECT s.seqrelid, CASE WHEN NOT readable THEN s.seqstart ELSE last + s.seqincrement END,
+       CASE WHEN readable AND last IS NULL THEN s.seqrelid::regclass::text END
+  FROM pg_sequence s
+  CROSS JOIN LATERAL (SELECT has_sequence_privilege(s.seqrelid, 'SELECT,USAGE') AS readable) r
+  CROSS JOIN LATERAL (SELECT CASE WHEN readable THEN pg_sequence_last_value(s.seqrelid) END AS last) l
+"""
+
+
+def next_values(conn: psycopg.Connection) -> tuple[str, str]:
+    """The statement that reads every sequence's next value, by oid, under the name it is
+    prepared as on ``conn``; its rows go to :func:`settled`."""
+    return ("harness_sequence_values",
+            _NEXT if conn.info.server_version >= 180000 else _NEXT_BEFORE_18)
+
+
+def settled(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> dict[int, int]:
+    """Each sequence's next value, by oid, from the rows of :func:`next_values`: the sequences
+    the catalog statement could not read are read themselves, in one more round trip."""
+    rows = list(rows)
+    unread = [(oid, name) for oid, _, name in rows if name is not None]
+    found = {oid: value for oid, value, name in rows if name is None}
+    if unread:
+        values = read_pipelined(conn, [f"SELECT last_value FROM {name}" for _, name in unread])
+        found.update((oid, value) for (oid, _), [(value,)] in zip(unread, values))
+    return found
+
 
 ColumnName = tuple[str, str, str]
 
@@ -78,16 +107,9 @@ class Sequence:
 
 
 def read_sequences(conn: psycopg.Connection) -> dict[ColumnName, Sequence]:
-    """Every column-owned sequence, keyed by (schema, table, column), in one query."""
-    return sequences_of(conn.execute(_OWNED).fetchall())
-
-
-def sequences_of(rows: Iterable[tuple[Any, ...]]) -> dict[ColumnName, Sequence]:
-    """The sequences in the rows :data:`OWNED` read."""
-    return {
-        (schema, table, column): Sequence(oid, name, increment, next_value, identity)
-        for schema, table, column, oid, name, increment, next_value, identity in rows
-    }
+    """Every column-owned sequence, keyed by (schema, table, column)."""
+    owned, values = read_pipelined(conn, [OWNED, next_values(conn)])
+    return dict(Owned.of(owned, settled(conn, values)).sequences)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,15 +120,17 @@ class Owned:
     every: frozenset[int]
 
     @classmethod
-    def of(cls, owned: Iterable[tuple[Any, ...]], values: Iterable[tuple[Any, ...]]) -> Owned:
-        """From the rows :data:`OWNED` and :data:`NEXT` read in one transaction."""
-        return cls(sequences_of(owned), frozenset(oid for oid, _ in values))
+    def of(cls, owned: Iterable[tuple[Any, ...]], values: Mapping[int, int]) -> Owned:
+        """From the rows :data:`OWNED` read and the values :func:`settled` gave, read in one
+        transaction."""
+        return cls({(schema, table, column): Sequence(oid, name, increment, values[oid], identity)
+                    for schema, table, column, oid, name, increment, identity in owned},
+                   frozenset(values))
 
-    def with_values(self, values: Iterable[tuple[Any, ...]]) -> Owned | None:
-        """The same sequences with the next values :data:`NEXT` read since no migration step
-        ran; None when a sequence came or went all the same (a trigger's DDL): who owns what
-        must be read again."""
-        found = dict(values)
+    def with_values(self, found: Mapping[int, int]) -> Owned | None:
+        """The same sequences with the next values :func:`settled` gave since no migration
+        step ran; None when a sequence came or went all the same (a trigger's DDL): who owns
+        what must be read again."""
         if found.keys() != self.every:
             return None
         return Owned({key: sequence if sequence.next_value == found[sequence.oid]
