@@ -50,33 +50,30 @@ prepared as."""
 # Every sequence's next value, by oid: two or three microseconds a sequence of the server's
 # time, against fifteen to twenty for :data:`OWNED`, whose joins find the owners. What nextval()
 # returns is last_value + increment once called, else last_value itself: the start value for a
-# new sequence, any value after ALTER SEQUENCE ... RESTART WITH or setval(..., false). A sequence
-# the session may not read is taken to be at its start.
+# new sequence, any value after ALTER SEQUENCE ... RESTART WITH or setval(..., false).
+# pg_sequence_last_value() returns NULL then; pg_get_sequence_data() (PostgreSQL 18) reads both,
+# but costs a microsecond more a sequence, so it is asked only then. Before 18 such a sequence
+# is named instead (third column), to be read by a statement of its own. A sequence the session
+# may not read is taken to be at its start.
 _NEXT = """
 SELECT s.seqrelid,
-       coalesce(CASE WHEN d.is_called THEN d.last_value + s.seqincrement ELSE d.last_value END,
+       coalesce(CASE WHEN has_sequence_privilege(s.seqrelid, 'SELECT,USAGE')
+                     THEN coalesce(pg_sequence_last_value(s.seqrelid) + s.seqincrement, {uncalled}) END,
                 s.seqstart),
-       NULL::text
-  FROM pg_sequence s CROSS JOIN LATERAL pg_get_sequence_data(s.seqrelid) d
-"""
-
-# Before PostgreSQL 18 only pg_sequence_last_value() reads a sequence from a catalog statement,
-# and it returns NULL while is_called is false: such a sequence is named (third column), to be
-# read by a statement of its own.
-_NEXT_BEFORE_18 = """
-SELECT s.seqrelid, CASE WHEN NOT readable THEN s.seqstart ELSE last + s.seqincrement END,
-       CASE WHEN readable AND last IS NULL THEN s.seqrelid::regclass::text END
+       {unread}
   FROM pg_sequence s
-  CROSS JOIN LATERAL (SELECT has_sequence_privilege(s.seqrelid, 'SELECT,USAGE') AS readable) r
-  CROSS JOIN LATERAL (SELECT CASE WHEN readable THEN pg_sequence_last_value(s.seqrelid) END AS last) l
 """
+_NEXT_18 = _NEXT.format(uncalled="(pg_get_sequence_data(s.seqrelid)).last_value", unread="NULL::text")
+_NEXT_BEFORE_18 = _NEXT.format(uncalled="NULL", unread="""
+       CASE WHEN has_sequence_privilege(s.seqrelid, 'SELECT,USAGE')
+             AND pg_sequence_last_value(s.seqrelid) IS NULL THEN s.seqrelid::regclass::text END""")
 
 
 def next_values(conn: psycopg.Connection) -> tuple[str, str]:
     """The statement that reads every sequence's next value, by oid, under the name it is
     prepared as on ``conn``; its rows go to :func:`settled`."""
     return ("harness_sequence_values",
-            _NEXT if conn.info.server_version >= 180000 else _NEXT_BEFORE_18)
+            _NEXT_18 if conn.info.server_version >= 180000 else _NEXT_BEFORE_18)
 
 
 def settled(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> dict[int, int]:
