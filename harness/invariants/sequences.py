@@ -58,13 +58,17 @@ prepared as."""
 _NEXT = """
 SELECT s.seqrelid,
        coalesce(CASE WHEN has_sequence_privilege(s.seqrelid, 'SELECT,USAGE')
-                     THEN coalesce(pg_sequence_last_value(s.seqrelid) + s.seqincrement, {uncalled}) END,
+                     THEN coalesce({called}, {uncalled}) END,
                 s.seqstart),
        {unread}
   FROM pg_sequence s
 """
-_NEXT_18 = _NEXT.format(uncalled="(pg_get_sequence_data(s.seqrelid)).last_value", unread="NULL::text")
-_NEXT_BEFORE_18 = _NEXT.format(uncalled="NULL", unread="""
+# An exhausted sequence's value plus its increment may lie past bigint's range (where nextval()
+# refuses to go): added as numeric (a microsecond a sequence, against a read that failed).
+_CALLED = "pg_sequence_last_value(s.seqrelid)::numeric + s.seqincrement"
+_NEXT_18 = _NEXT.format(called=_CALLED, uncalled="(pg_get_sequence_data(s.seqrelid)).last_value",
+                        unread="NULL::text")
+_NEXT_BEFORE_18 = _NEXT.format(called=_CALLED, uncalled="NULL", unread="""
        CASE WHEN has_sequence_privilege(s.seqrelid, 'SELECT,USAGE')
              AND pg_sequence_last_value(s.seqrelid) IS NULL THEN s.seqrelid::regclass::text END""")
 
@@ -81,7 +85,7 @@ def settled(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> dict[i
     the catalog statement could not read are read themselves, in one more round trip."""
     rows = list(rows)
     unread = [(oid, name) for oid, _, name in rows if name is not None]
-    found = {oid: value for oid, value, name in rows if name is None}
+    found = {oid: int(value) for oid, value, name in rows if name is None}
     if unread:
         values = read_pipelined(conn, [f"SELECT last_value FROM {name}" for _, name in unread])
         found.update((oid, value) for (oid, _), [(value,)] in zip(unread, values))
