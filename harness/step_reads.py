@@ -56,14 +56,25 @@ class StepReads(Resumable):
         self._touched: set[data.TableName] = set()
         self._rows_only = False
         """Whether only the harness's inserts wrote since the last read of the rows."""
+        self._exhausted = False
+        """Whether a sequence's next value once lay past bigint's range: read as numeric since."""
 
     def now(self, *, foreign_keys: bool = False) -> Reading:
         """Rows and sequences now, with the foreign keys if asked for."""
         last = self._last
         if last is not None and (last.foreign_keys is not None or not foreign_keys):
             return last
+        try:
+            return self._read(foreign_keys)
+        except psycopg.errors.NumericValueOutOfRange:
+            if self._exhausted:
+                raise
+            self._exhausted = True  # nothing was kept of the failed read: it is read again
+            return self._read(foreign_keys)
+
+    def _read(self, foreign_keys: bool) -> Reading:
         owned = self._owned
-        values = sequences.next_values(self._conn)
+        values = sequences.next_values(self._conn, exhausted=self._exhausted)
         reads = [values] if owned is not None else [sequences.OWNED, values]
         also = [*reads, *([data.FOREIGN_KEYS] if foreign_keys else ())]
         if self._rows is not None:
