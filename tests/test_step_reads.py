@@ -111,12 +111,6 @@ def test_after_the_harness_writes_only_the_sequences_values_are_read(
         assert _runs(pg_conn, OWNED[0]) == owners_read + 1
 
 
-def _runs(conn: psycopg.Connection, name: str) -> int:
-    """How many times the session ran its prepared statement ``name``."""
-    return conn.execute("SELECT generic_plans + custom_plans FROM pg_prepared_statements WHERE name = %s",
-                        (name,)).fetchone()[0]
-
-
 def test_a_sequence_at_the_end_of_its_range_is_read(pg_conn: psycopg.Connection) -> None:
     """Its next value lies past bigint's range: the values are read as numeric from then on."""
     pg_conn.execute(SCHEMA + "CREATE TABLE big (id bigserial, n int);"
@@ -126,3 +120,10 @@ def test_a_sequence_at_the_end_of_its_range_is_read(pg_conn: psycopg.Connection)
     reads.migrated()
     pg_conn.execute("ALTER TABLE big ADD COLUMN m int")
     assert _matches(reads.now(), pg_conn)
+
+
+def _runs(conn: psycopg.Connection, name: str) -> int:
+    """How many times the session ran its prepared statement ``name``."""
+    return conn.execute("SELECT generic_plans + custom_plans FROM pg_prepared_statements WHERE name = %s",
+                        (name,)).fetchone()[0]
+

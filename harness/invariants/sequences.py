@@ -58,7 +58,7 @@ prepared as."""
 _NEXT = """
 SELECT s.seqrelid,
        coalesce(CASE WHEN has_sequence_privilege(s.seqrelid, 'SELECT,USAGE')
-                     THEN coalesce({called}, {uncalled}) END,
+                     THEN {value} END,
                 s.seqstart),
        {unread}
   FROM pg_sequence s
@@ -69,10 +69,9 @@ _UNREAD_BEFORE_18 = """
 
 
 def _next(*, since_18: bool, exhausted: bool) -> tuple[str, str]:
-    last = "pg_sequence_last_value(s.seqrelid)" + ("::numeric" if exhausted else "")
+    called = "pg_sequence_last_value(s.seqrelid)" + ("::numeric" if exhausted else "") + " + s.seqincrement"
     return ("harness_sequence_values" + ("_exhausted" if exhausted else ""), _NEXT.format(
-        called=f"{last} + s.seqincrement",
-        uncalled="(pg_get_sequence_data(s.seqrelid)).last_value" if since_18 else "NULL",
+        value=f"coalesce({called}, (pg_get_sequence_data(s.seqrelid)).last_value)" if since_18 else called,
         unread="NULL::text" if since_18 else _UNREAD_BEFORE_18))
 
 
